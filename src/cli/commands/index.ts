@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
+import { registerSynth } from './synth.js';
 
 /** Each command module adds one import and one call here. */
 export function registerCommands(program: Command): void {
-  void program;
+  registerSynth(program);
 }

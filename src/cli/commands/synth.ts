@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+
+const DEFAULT_FILTER = 'scale=112:112:force_original_aspect_ratio=decrease:flags=bicubic,pad=112:112:(ow-iw)/2:(oh-ih)/2:color=0x7f7f7f';
+
+export function registerSynth(program: Command): void {
+  program
+    .command('synth')
+    .description('Render scenes of the synthetic world (stills as PNG, videos as H.264 MP4) with ground-truth JSON, or training shards')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--seed <n>', 'random seed', '1')
+    .option('--stills <k>', 'number of still images', '0')
+    .option('--videos <m>', 'number of videos', '0')
+    .option('--duration <s>', 'video duration in seconds (dataset mode)', '20')
+    .option('--shards', 'write training shards (model-input frames + patch labels + QA) instead of PNG/MP4')
+    .option('--min-duration <s>', 'shards: shortest video', '10')
+    .option('--max-duration <s>', 'shards: longest video', '30')
+    .option('--input-size <px>', 'shards: model input side', '112')
+    .option('--patch-size <px>', 'shards: ViT patch size', '8')
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const { writeDataset, writeShards } = await import('../../synth/index.js');
+      const ffmpegPath = process.env.WINNOW_FFMPEG ?? 'ffmpeg';
+      const seed = Number(opts.seed);
+      const stills = Number(opts.stills);
+      const videos = Number(opts.videos);
+      const progress = (done: number, total: number): void => {
+        if (process.stderr.isTTY) process.stderr.write(`\r${done}/${total}`);
+      };
+      if (opts.shards) {
+        const inputSize = Number(opts.inputSize);
+        const filter = DEFAULT_FILTER.replaceAll('112', String(inputSize));
+        await writeShards({
+          outDir: String(opts.out), seed, stills, videos,
+          minDurationS: Number(opts.minDuration), maxDurationS: Number(opts.maxDuration),
+          geometry: { inputSize, patchSize: Number(opts.patchSize), mode: 'fit' },
+          inputFilter: filter, ffmpegPath, onProgress: progress,
+        });
+      } else {
+        const { files } = await writeDataset({ outDir: String(opts.out), seed, stills, videos, durationS: Number(opts.duration), ffmpegPath, onProgress: progress });
+        if (process.stderr.isTTY) process.stderr.write('\n');
+        process.stdout.write(`${files.length} files written to ${String(opts.out)}\n`);
+      }
+    });
+}

@@ -1,0 +1,13 @@
+export { Rng } from './rng.js';
+export * from './world.js';
+export { sampleStill, sampleVideo, objectsAt, bboxGap, halfExtent } from './scene.js';
+export type { ObjectSpec, PlacedObject, TrackedObject, TrackSegment, StillScene, VideoScene, BackgroundSpec, VideoOptions, StillOptions } from './scene.js';
+export { renderBackground, renderFrame, drawObjects, insideObject, patchLabels } from './raster.js';
+export type { PatchGeometry } from './raster.js';
+export { frameQuestions, videoQuestions, caption, appearedBy } from './qa.js';
+export type { QaPair, QuestionFamily } from './qa.js';
+export { writeVideo } from './video.js';
+export { writeDataset, stillAt, videoAt, renderStill, WORLD_VERSION } from './dataset.js';
+export type { StillTruth, VideoTruth, DatasetOptions } from './dataset.js';
+export { writeShards } from './shards.js';
+export type { ShardOptions } from './shards.js';
