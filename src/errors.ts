@@ -29,6 +29,7 @@ export type WinnowErrorCode =
   | 'WINNOW_ERR_FORBIDDEN_SOURCE'
   | 'WINNOW_ERR_MESSAGE_TOO_BIG'
   | 'WINNOW_ERR_SESSION_CLOSED'
+  | 'WINNOW_ERR_QUEUE_OVERFLOW'
   | 'WINNOW_ERR_INTERNAL';
 
 export interface WinnowErrorOptions {

@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
 import { registerSynth } from './synth.js';
+import { registerCodebookCommands } from './codebook.js';
+import { registerPruneCommand } from './prune.js';
 
 /** Each command module adds one import and one call here. */
 export function registerCommands(program: Command): void {
   registerSynth(program);
+  registerCodebookCommands(program);
+  registerPruneCommand(program);
 }

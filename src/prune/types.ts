@@ -1,0 +1,46 @@
+import type { Frame } from '../ingest/types.js';
+
+/** What the encode stage emits for one frame (src/encode imports this type from here). */
+export interface EncodedFrame {
+  frame: Frame;
+  /** numTokens × dim, row-major, in the LLM's embedding space (after the projector). */
+  tokens: Float32Array;
+  numTokens: number;
+  dim: number;
+  /** Token grid; gridH × gridW === numTokens, raster order. */
+  gridH: number;
+  gridW: number;
+  /** Per-token cosine similarity to the ViT's [CLS] token, when the encoder provides it. */
+  clsSimilarity?: Float32Array;
+  /** Identifies the stream a frame belongs to (temporal pruning keeps state per source). */
+  sourceId?: string;
+}
+
+export interface PruneStats {
+  kept: number;
+  total: number;
+  /** Wall time spent scoring and selecting for this frame, milliseconds. */
+  scoreMs: number;
+}
+
+export interface PrunedFrame {
+  frame: Frame;
+  /** Original token indices that survived, ascending. */
+  kept: Int32Array;
+  /** The kept rows, kept.length × dim, in the order of `kept`. */
+  tokens: Float32Array;
+  /** Per ORIGINAL token: max cosine similarity to the codebook (NaN when no codebook is used). */
+  scores: Float32Array;
+  gridH: number;
+  gridW: number;
+  dim: number;
+  sourceId?: string;
+  stats: PruneStats;
+}
+
+export type StrategyName = 'threshold' | 'ratio' | 'double-softmax' | 'random' | 'pool' | 'cls' | 'none';
+
+export const STRATEGY_NAMES: readonly StrategyName[] = ['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none'];
+
+/** Strategies that need a codebook to score tokens. */
+export const CODEBOOK_STRATEGIES: ReadonlySet<StrategyName> = new Set(['threshold', 'ratio', 'double-softmax']);
