@@ -1,0 +1,28 @@
+// Public surface of the ingest stage: any video source → a bounded, cancellable stream of RGB24 frames.
+export { openVideo } from './open-video.js';
+export { probe } from './probe.js';
+export {
+  resolveFfmpeg,
+  resolveFfmpegPath,
+  resolveFfprobePath,
+  binaryVersion,
+  buildScaleFilter,
+  buildSelectFilter,
+  DEFAULT_PAD_COLOR,
+} from './ffmpeg.js';
+export type { BinarySource, ResolvedBinary, ResolvedFfmpeg } from './ffmpeg.js';
+export type {
+  Frame,
+  FrameSize,
+  DeviceSource,
+  VideoSource,
+  ResizeMode,
+  OverflowPolicy,
+  ReconnectOptions,
+  FfmpegEnv,
+  FfmpegLocateOptions,
+  OpenVideoOptions,
+  IngestEvent,
+  ProbeResult,
+  ProbeOptions,
+} from './types.js';
