@@ -2,8 +2,10 @@
 // stages: config files parsed and checked once, ONNX sessions created once per component (the
 // vision encoder at load, the others on first use), contracts validated at creation, one
 // idempotent close() that waits for running inferences and releases every session.
+import { readdirSync } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { WinnowError, abortError, throwIfAborted, toWinnowError } from '../errors.js';
 import { f16BitsToF32, f32ToF16Bits } from '../prune/float16.js';
@@ -202,15 +204,40 @@ export function validateContract(
   }
 }
 
+/**
+ * Whether onnxruntime-node ships its CUDA provider library here. Without it a CUDA session
+ * cannot be created, and trying anyway makes onnxruntime print an error through its global
+ * logger, which per-session log levels do not silence. undefined: cannot tell, so try.
+ */
+function cudaProviderInstalled(): boolean | undefined {
+  try {
+    const pkg = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+    const bin = join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
+    return readdirSync(bin).some((f) => f.includes('onnxruntime_providers_cuda'));
+  } catch {
+    return undefined;
+  }
+}
+
 function dtypeFor(opt: LoadModelOptions['dtype'], component: ModelComponent): ModelDtype {
   if (opt === undefined) return 'fp32';
   if (typeof opt === 'string') return opt;
   return opt[component] ?? 'fp32';
 }
 
-/** The grid of a token sequence: from the vision config when it agrees, else a square. */
-export function tokenGrid(numTokens: number, config: ModelConfig): { gridH: number; gridW: number } | undefined {
+/**
+ * The grid of a token sequence: input size / patch size when that accounts for every token
+ * (non-square inputs), else vision_config.image_size / patch_size, else a square.
+ */
+export function tokenGrid(
+  numTokens: number,
+  config: ModelConfig,
+  input?: { height: number; width: number },
+): { gridH: number; gridW: number } | undefined {
   const { visionImageSize: s, visionPatchSize: p } = config;
+  if (p && input && input.height % p === 0 && input.width % p === 0 && (input.height / p) * (input.width / p) === numTokens) {
+    return { gridH: input.height / p, gridW: input.width / p };
+  }
   if (s && p && (s / p) * (s / p) === numTokens) return { gridH: s / p, gridW: s / p };
   const side = Math.round(Math.sqrt(numTokens));
   if (side * side === numTokens) return { gridH: side, gridW: side };
@@ -422,6 +449,17 @@ export class ModelFolder {
       return { session: await this.#createSession(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
     }
     if (provider === 'cuda') return { session: await this.#createSession(file, { ...base, executionProviders: ['cuda'] }), provider: 'cuda' };
+    const installed = cudaProviderInstalled();
+    if (wanted === 'cuda' && installed === false) {
+      throw new WinnowError('WINNOW_ERR_EXECUTION_PROVIDER', 'the CUDA execution provider is unavailable: onnxruntime-node has no CUDA provider library installed', {
+        details: { requested: 'cuda', file },
+      });
+    }
+    if (wanted === 'auto' && installed === false) {
+      this.#provider = 'cpu';
+      this.#providerReason = 'cpu (auto: CUDA unavailable: onnxruntime-node has no CUDA provider library installed)';
+      return { session: await this.#createSession(file, { ...base, executionProviders: ['cpu'] }), provider: 'cpu' };
+    }
     try {
       // Log level 4 (fatal only): a missing CUDA library is an expected outcome under 'auto'.
       const session = await ort.InferenceSession.create(file, {
@@ -498,7 +536,7 @@ export class ModelFolder {
         throw contractError('vision_encoder', component.file, 'cannot tell the token width: image_features has a symbolic last dim and config.json has no text_config.hidden_size');
       }
     }
-    const grid = tokenGrid(info.numTokens, this.config);
+    const grid = tokenGrid(info.numTokens, this.config, { height: plan.outHeight, width: plan.outWidth });
     if (!grid) {
       throw contractError('vision_encoder', component.file, `${info.numTokens} tokens do not form a grid (vision_config image_size/patch_size missing or inconsistent)`);
     }

@@ -136,6 +136,8 @@ export function seededWeights(n: number, seed: number, scale = 0.05): Float32Arr
  */
 export function patchEncoder(opts: {
   imageSize?: number;
+  /** Height when the input is not square (imageSize is then the width). */
+  imageHeight?: number;
   patch?: number;
   dim?: number;
   withCls?: boolean;
@@ -146,7 +148,8 @@ export function patchEncoder(opts: {
   const S = opts.imageSize ?? 112;
   const P = opts.patch ?? 8;
   const D = opts.dim ?? 32;
-  const grid = S / P;
+  const SH = opts.imageHeight ?? S;
+  const tokens = (SH / P) * (S / P);
   const inputName = opts.inputName ?? 'pixel_values';
   const featuresName = opts.featuresName ?? 'image_features';
   const nodes: Node[] = [
@@ -154,14 +157,14 @@ export function patchEncoder(opts: {
     { op: 'Reshape', inputs: ['conv', 'shape'], outputs: ['flat'] },
     { op: 'Transpose', inputs: ['flat'], outputs: [featuresName], attrs: { perm: [0, 2, 1] } },
   ];
-  const outputs: ValueInfo[] = [{ name: featuresName, type: 'float32', shape: ['batch', grid * grid, opts.staticDim === false ? 'dim' : D] }];
+  const outputs: ValueInfo[] = [{ name: featuresName, type: 'float32', shape: ['batch', tokens, opts.staticDim === false ? 'dim' : D] }];
   if (opts.withCls !== false) {
     nodes.push({ op: 'ReduceMean', inputs: [featuresName], outputs: ['cls_similarity'], attrs: { axes: [2], keepdims: 0 } });
-    outputs.push({ name: 'cls_similarity', type: 'float32', shape: ['batch', grid * grid] });
+    outputs.push({ name: 'cls_similarity', type: 'float32', shape: ['batch', tokens] });
   }
   return buildModel({
     nodes,
-    inputs: [{ name: inputName, type: 'float32', shape: ['batch', 3, S, S] }],
+    inputs: [{ name: inputName, type: 'float32', shape: ['batch', 3, SH, S] }],
     outputs,
     initializers: [
       { name: 'W', dims: [D, 3, P, P], data: seededWeights(D * 3 * P * P, 7) },
