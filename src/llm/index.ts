@@ -1,6 +1,6 @@
 // Public surface of the language-model runtime.
-export { LanguageModel, DTYPE_SUFFIX } from './model.js';
-export type { LanguageModelLoadOptions, ModelDtype } from './model.js';
+export { LanguageModel } from './model.js';
+export type { LanguageModelLoadOptions } from './model.js';
 export { VideoContext } from './context.js';
 export type {
   VisualFrame,

@@ -7,9 +7,7 @@ import { DecoderRuntime, readDecoderContract, type DecoderContract } from './dec
 import { VideoContext, type VideoContextOptions } from './context.js';
 import { TextTokenizer } from './tokenizer.js';
 
-/** ONNX file suffix per weight dtype (transformers.js / onnx-community naming). */
-export const DTYPE_SUFFIX = { fp32: '', fp16: '_fp16', q8: '_quantized', q4: '_q4', q4f16: '_q4f16' } as const;
-export type ModelDtype = keyof typeof DTYPE_SUFFIX;
+import { DTYPE_SUFFIX, type ModelDtype, type ModelFolder } from '../encode/index.js';
 
 export interface LanguageModelLoadOptions {
   /** Weight variant; picks `onnx/decoder_model_merged{suffix}.onnx` etc. Default fp32. */
@@ -91,6 +89,18 @@ export class LanguageModel {
   createContext(options: VideoContextOptions = {}): VideoContext {
     if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'the language model is closed');
     return new VideoContext(this.runtime, this.tokenizer, this.config, options);
+  }
+
+  /**
+   * Uses the embed_tokens / decoder sessions of an opened model folder (shared with the encode
+   * stage, so each ONNX file is loaded once). The folder keeps owning them.
+   */
+  static async fromModelFolder(folder: ModelFolder, options: { signal?: AbortSignal } = {}): Promise<LanguageModel> {
+    const [embed, decoder] = await Promise.all([
+      folder.session('embed_tokens', options),
+      folder.session('decoder_model_merged', options),
+    ]);
+    return LanguageModel.load(folder.dir, { sessions: { embedTokens: embed.session, decoder: decoder.session }, signal: options.signal });
   }
 
   /** Idempotent. Contexts made from this model must be closed first. */

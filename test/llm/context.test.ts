@@ -1,0 +1,256 @@
+// VideoContext on small models written by the test (tiny-model.ts): exactness of incremental and
+// chunked prefill, rollback, positions per scheme, abort, eviction, float16 KV caches.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { LanguageModel, type EvictionEvent } from '../../src/llm/index.js';
+import { writeTinyModel } from './tiny-model.js';
+import { maxAbsDiff, recordingSession, syntheticFrame, type RecordedRun } from './helpers.js';
+
+const D = 32;
+let root: string;
+const dirs: Record<'shared' | 'seq' | 'f16', string> = { shared: '', seq: '', f16: '' };
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'winnow-llm-'));
+  dirs.shared = join(root, 'shared');
+  dirs.seq = join(root, 'seq');
+  dirs.f16 = join(root, 'f16');
+  await writeTinyModel(dirs.shared, { frameShared: true });
+  await writeTinyModel(dirs.seq, { frameShared: false });
+  await writeTinyModel(dirs.f16, { frameShared: true, kvDtype: 'float16' });
+});
+
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function loadRecorded(dir: string, runs: RecordedRun[]): Promise<LanguageModel> {
+  const embed = await ort.InferenceSession.create(join(dir, 'onnx', 'embed_tokens.onnx'));
+  const dec = await ort.InferenceSession.create(join(dir, 'onnx', 'decoder_model_merged.onnx'));
+  return LanguageModel.load(dir, { sessions: { embedTokens: embed, decoder: recordingSession(dec, runs) } });
+}
+
+const frames = [syntheticFrame(0, 9, D), syntheticFrame(1000, 3, D, 1), syntheticFrame(2400, 0, D, 2), syntheticFrame(3000, 14, D, 3)];
+
+for (const kind of ['shared', 'seq', 'f16'] as const) {
+  test(`incremental chunked prefill equals one full prefill (${kind})`, async () => {
+    const lm = await LanguageModel.load(dirs[kind]);
+    try {
+      const inc = lm.createContext({ maxChunkTokens: 4 });
+      for (const f of frames) await inc.appendFrame(f);
+      const full = lm.createContext({ maxChunkTokens: 4096 });
+      await full.appendFrames(frames);
+      const a = inc.videoLogits()!;
+      const b = full.videoLogits()!;
+      assert.ok(maxAbsDiff(a, b) < 1e-4, `max diff ${maxAbsDiff(a, b)}`);
+      assert.deepEqual(inc.stats.tokens, full.stats.tokens);
+      assert.equal(inc.stats.nextPosition, full.stats.nextPosition);
+      // A context built with a different chunking must answer identically, too.
+      const qa = await inc.ask('what color is the circle?', { maxNewTokens: 12 });
+      const qb = await full.ask('what color is the circle?', { maxNewTokens: 12 });
+      assert.equal(qa.text, qb.text);
+      if (kind === 'f16') assert.equal(lm.runtime.contract.kvDtype, 'float16');
+      await inc.close();
+      await full.close();
+    } finally {
+      await lm.close();
+    }
+  });
+}
+
+test('ask rolls back: the next question sees the video, not the previous question', async () => {
+  const lm = await LanguageModel.load(dirs.shared);
+  try {
+    const a = lm.createContext({ maxChunkTokens: 5 });
+    await a.appendFrames(frames.slice(0, 2));
+    const before = a.videoLogits()!;
+    const kvBefore = a.stats.kvBytes;
+    await a.ask('how many squares are there?', { maxNewTokens: 10 });
+    const second = await a.ask('what color is the circle?', { maxNewTokens: 10 });
+    assert.deepEqual(a.videoLogits(), before);
+    assert.equal(a.stats.kvBytes, kvBefore);
+    const fresh = lm.createContext({ maxChunkTokens: 5 });
+    await fresh.appendFrames(frames.slice(0, 2));
+    const ref = await fresh.ask('what color is the circle?', { maxNewTokens: 10 });
+    assert.equal(second.text, ref.text);
+    assert.equal(second.generatedTokens, ref.generatedTokens);
+    // And frames appended after questions continue the video exactly.
+    await a.appendFrame(frames[3]);
+    await fresh.appendFrame(frames[3]);
+    assert.ok(maxAbsDiff(a.videoLogits()!, fresh.videoLogits()!) < 1e-5);
+    await a.close();
+    await fresh.close();
+  } finally {
+    await lm.close();
+  }
+});
+
+test('positions fed for a pruned frame: frame-shared vs sequential', async () => {
+  for (const kind of ['shared', 'seq'] as const) {
+    const runs: RecordedRun[] = [];
+    const lm = await loadRecorded(dirs[kind], runs);
+    try {
+      const ctx = lm.createContext({ maxChunkTokens: 1000 });
+      // 5 kept tokens of a pruned frame at t=12s, then one with 2 kept tokens at t=13s.
+      await ctx.appendFrame(syntheticFrame(12_400, 5, D));
+      await ctx.appendFrame(syntheticFrame(13_000, 2, D));
+      // bos, then "t = 1 2 s" (5 marker tokens), then the visual tokens.
+      if (kind === 'shared') {
+        assert.deepEqual(runs[0].positions, [0, 1, 2, 3, 4, 5, 6, 6, 6, 6, 6]);
+        assert.deepEqual(runs[1].positions, [7, 8, 9, 10, 11, 12, 12]);
+        assert.equal(ctx.stats.nextPosition, 13);
+      } else {
+        assert.deepEqual(runs[0].positions, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert.deepEqual(runs[1].positions, [11, 12, 13, 14, 15, 16, 17]);
+      }
+      assert.equal(runs[1].past, 11);
+      // The question continues right after the video.
+      runs.length = 0;
+      await ctx.ask('is the circle red?', { maxNewTokens: 2 });
+      assert.equal(runs[0].positions[0], kind === 'shared' ? 13 : 18);
+      assert.equal(runs[0].past, 18);
+      await ctx.close();
+    } finally {
+      await lm.close();
+    }
+  }
+});
+
+test('abort mid-generation stops within one step and leaves the context usable', async () => {
+  const runs: RecordedRun[] = [];
+  const lm = await loadRecorded(dirs.shared, runs);
+  try {
+    const ctx = lm.createContext();
+    await ctx.appendFrames(frames);
+    const ref = await ctx.ask('what color is the circle?', { maxNewTokens: 16, stopTokenIds: [] });
+    const ac = new AbortController();
+    let deltas = 0;
+    runs.length = 0;
+    let runsAtAbort = -1;
+    await assert.rejects(
+      ctx.ask('what color is the circle?', {
+        maxNewTokens: 200,
+        signal: ac.signal,
+        onText: () => {
+          deltas++;
+          if (deltas === 3) {
+            ac.abort();
+            runsAtAbort = runs.length;
+          }
+        },
+      }),
+      { code: 'WINNOW_ERR_ABORTED' },
+    );
+    assert.ok(runsAtAbort > 0);
+    assert.ok(runs.length <= runsAtAbort + 1, `${runs.length - runsAtAbort} decoder runs after abort`);
+    const again = await ctx.ask('what color is the circle?', { maxNewTokens: 16 });
+    assert.equal(again.text, ref.text);
+    // An already-aborted signal fails before any work.
+    runs.length = 0;
+    await assert.rejects(ctx.ask('what?', { signal: AbortSignal.abort() }), { code: 'WINNOW_ERR_ABORTED' });
+    await assert.rejects(ctx.appendFrame(frames[0], { signal: AbortSignal.abort() }), { code: 'WINNOW_ERR_ABORTED' });
+    assert.equal(runs.length, 0);
+    await ctx.close();
+  } finally {
+    await lm.close();
+  }
+});
+
+test('stop strings, maxNewTokens and streaming deltas agree with the final text', async () => {
+  const lm = await LanguageModel.load(dirs.shared);
+  try {
+    const ctx = lm.createContext();
+    await ctx.appendFrames(frames);
+    const full = await ctx.ask('what color is the circle?', { maxNewTokens: 16 });
+    assert.equal(full.stopReason === 'max-new-tokens' || full.stopReason === 'eos', true);
+    const words = full.text.split(' ');
+    assert.ok(words.length >= 3, full.text);
+    const streamed: string[] = [];
+    const cut = await ctx.ask('what color is the circle?', { maxNewTokens: 16, stop: [` ${words[2]}`], onText: (d) => streamed.push(d) });
+    assert.equal(cut.stopReason, 'stop-string');
+    assert.equal(cut.text, full.text.slice(0, full.text.indexOf(` ${words[2]}`)));
+    assert.equal(streamed.join(''), cut.text);
+    const short = await ctx.ask('what color is the circle?', { maxNewTokens: 2 });
+    assert.equal(short.generatedTokens, 2);
+    const sampledA = await ctx.ask('what color is the circle?', { maxNewTokens: 12, temperature: 1, topP: 0.9, seed: 42 });
+    const sampledB = await ctx.ask('what color is the circle?', { maxNewTokens: 12, temperature: 1, topP: 0.9, seed: 42 });
+    assert.equal(sampledA.text, sampledB.text);
+    await ctx.close();
+  } finally {
+    await lm.close();
+  }
+});
+
+test('eviction on a long stream: bounded cache, exact rebuild, event, memory flat', async () => {
+  const lm = await LanguageModel.load(dirs.shared);
+  try {
+    const ctx = lm.createContext({ maxContextTokens: 300, reserveTokens: 60, maxChunkTokens: 64 });
+    const events: EvictionEvent[] = [];
+    ctx.on('evicted', (e) => events.push(e));
+    let maxKv = 0;
+    let rssAfterWarmup = 0;
+    const n = 1500;
+    for (let i = 0; i < n; i++) {
+      await ctx.appendFrame(syntheticFrame(i * 1000, 4 + (i % 7), D, i));
+      assert.ok(ctx.stats.tokens <= ctx.videoBudgetTokens, `video holds ${ctx.stats.tokens} tokens`);
+      maxKv = Math.max(maxKv, ctx.stats.kvBytes);
+      if (i === 300) {
+        global.gc?.();
+        rssAfterWarmup = process.memoryUsage().rss;
+      }
+    }
+    global.gc?.();
+    const rssEnd = process.memoryUsage().rss;
+    assert.ok(events.length > 5);
+    const last = events[events.length - 1];
+    assert.ok(last.frames > 0 && last.tokens > 0);
+    assert.equal(events.reduce((s, e) => s + e.frames, 0), ctx.stats.evictedFrames);
+    assert.equal(ctx.stats.frames + ctx.stats.evictedFrames, n);
+    // The context holds the most recent frames.
+    assert.ok(last.oldestPtsMs !== null && last.oldestPtsMs >= (n - ctx.stats.frames - 40) * 1000);
+    assert.ok(maxKv <= 300 * lm.runtime.kvBytesPerToken);
+    assert.ok(rssEnd - rssAfterWarmup < 40 * 1024 * 1024, `RSS grew ${((rssEnd - rssAfterWarmup) / 1048576).toFixed(1)} MB`);
+    // The rebuilt cache equals a fresh context over the same remaining frames.
+    const remaining = ctx.stats.frames;
+    const fresh = lm.createContext({ maxContextTokens: 300, reserveTokens: 60 });
+    const tail = Array.from({ length: remaining }, (_, k) => {
+      const i = n - remaining + k;
+      return syntheticFrame(i * 1000, 4 + (i % 7), D, i);
+    });
+    await fresh.appendFrames(tail);
+    assert.ok(maxAbsDiff(ctx.videoLogits()!, fresh.videoLogits()!) < 1e-4);
+    const a = await ctx.ask('what color is the circle?', { maxNewTokens: 8 });
+    const b = await fresh.ask('what color is the circle?', { maxNewTokens: 8 });
+    assert.equal(a.text, b.text);
+    await ctx.close();
+    await fresh.close();
+  } finally {
+    await lm.close();
+  }
+});
+
+test('budget errors and contract errors carry codes', async () => {
+  const lm = await LanguageModel.load(dirs.shared);
+  try {
+    const ctx = lm.createContext({ maxContextTokens: 100, reserveTokens: 50 });
+    await assert.rejects(ctx.appendFrame(syntheticFrame(0, 80, D)), { code: 'WINNOW_ERR_CONTEXT_OVERFLOW' });
+    await assert.rejects(ctx.appendFrame(syntheticFrame(0, 3, 16)), { code: 'WINNOW_ERR_MODEL_CONTRACT' });
+    assert.throws(() => lm.createContext({ maxChunkTokens: 0 }), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
+    await ctx.close();
+    await ctx.close();
+    await assert.rejects(ctx.ask('what?'), { code: 'WINNOW_ERR_SESSION_CLOSED' });
+  } finally {
+    await lm.close();
+  }
+  // A decoder without a KV cache is not a decoder this runtime can drive.
+  const bad = join(root, 'bad');
+  await writeTinyModel(bad, {});
+  await mkdir(join(bad, 'onnx'), { recursive: true });
+  await writeFile(join(bad, 'onnx', 'decoder_model_merged.onnx'), await import('node:fs/promises').then((f) => f.readFile(join(bad, 'onnx', 'embed_tokens.onnx'))));
+  await assert.rejects(LanguageModel.load(bad), { code: 'WINNOW_ERR_MODEL_CONTRACT' });
+  await assert.rejects(LanguageModel.load(join(root, 'nope')), { code: 'WINNOW_ERR_MODEL_MISSING_FILE' });
+});
