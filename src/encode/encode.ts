@@ -49,6 +49,13 @@ export interface EncodeOptions {
   pooling?: PoolingSpec;
   /** Copied onto every EncodedFrame. */
   sourceId?: string;
+  /**
+   * Called once per input frame when the operator is done with it: after its EncodedFrame was
+   * emitted, or when 'drop-oldest' discarded it. Pair it with openVideo's `ack$` (emit on a
+   * Subject here, with `maxInFlightFrames` ≥ batchSize · maxInFlightBatches) so a file source
+   * pauses ffmpeg instead of overflowing this operator's queue.
+   */
+  onFrameDone?: (frame: Frame) => void;
   /** Called after every batch (progress, benchmarks). */
   onBatch?: (stats: EncodeBatchStats) => void;
   signal?: AbortSignal;
@@ -146,7 +153,10 @@ export function encode(model: ModelFolder, options: EncodeOptions = {}): Operato
       const drain = (): void => {
         while (!finished && slots.length && slots[0].done) {
           const slot = slots.shift()!;
-          for (const r of slot.results ?? []) subscriber.next(r);
+          for (const r of slot.results ?? []) {
+            subscriber.next(r);
+            options.onFrameDone?.(r.frame);
+          }
         }
         schedule();
       };
@@ -196,8 +206,9 @@ export function encode(model: ModelFolder, options: EncodeOptions = {}): Operato
           pending.push(frame);
           if (pending.length > maxQueued) {
             if (overflow === 'drop-oldest') {
-              pending.shift();
+              const old = pending.shift()!;
               dropped++;
+              options.onFrameDone?.(old);
             } else {
               fail(
                 new WinnowError('WINNOW_ERR_QUEUE_OVERFLOW', `more than ${maxQueued} frames are waiting for the vision encoder`, {
