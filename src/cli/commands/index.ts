@@ -1,10 +1,14 @@
 import type { Command } from 'commander';
+import { registerFrames } from './frames.js';
+import { registerDoctor } from './doctor.js';
 import { registerSynth } from './synth.js';
 import { registerCodebookCommands } from './codebook.js';
 import { registerPruneCommand } from './prune.js';
 
 /** Each command module adds one import and one call here. */
 export function registerCommands(program: Command): void {
+  registerFrames(program);
+  registerDoctor(program);
   registerSynth(program);
   registerCodebookCommands(program);
   registerPruneCommand(program);
