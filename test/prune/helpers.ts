@@ -1,0 +1,128 @@
+// Shared fixtures for prune tests: paths to the released codebooks (read from ../shared, never
+// copied), a seeded Gaussian generator and an independent float64 plain-loop reference.
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const seedDir = resolve(repoRoot, '..', 'shared', 'seed-codebooks');
+export const LLAVA15_PT = resolve(seedDir, 'llava15-454.pt');
+export const LLAVAOV_PT = resolve(seedDir, 'llavaov-45.pt');
+export const haveSeeds = existsSync(LLAVA15_PT) && existsSync(LLAVAOV_PT);
+
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function gaussian(seed: number): () => number {
+  const u = rng(seed);
+  return () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
+}
+
+/**
+ * Token matrices that exercise every rule: pure noise tokens (low similarity) and noisy copies
+ * of prototypes at several noise levels so cosine similarities straddle the thresholds.
+ */
+export function makeTokens(protos: Float32Array, P: number, D: number, L: number, seed: number, noiseScale: number): Float32Array {
+  const g = gaussian(seed);
+  const u = rng(seed + 1);
+  const out = new Float32Array(L * D);
+  for (let i = 0; i < L; i++) {
+    const kind = u();
+    if (kind < 0.3) {
+      for (let k = 0; k < D; k++) out[i * D + k] = g() * noiseScale;
+    } else {
+      const p = Math.floor(u() * P);
+      const sigma = noiseScale * [0.2, 0.5, 0.8, 1.0, 1.3, 2.0, 3.0][Math.floor(u() * 7)];
+      for (let k = 0; k < D; k++) out[i * D + k] = protos[p * D + k] + g() * sigma;
+    }
+  }
+  return out;
+}
+
+/** Independent reference: float64 cosine matrix with F.normalize's eps, plain loops. */
+export function refCosine(tokens: ArrayLike<number>, L: number, protos: ArrayLike<number>, P: number, D: number): Float64Array {
+  const pn = new Float64Array(P);
+  for (let p = 0; p < P; p++) {
+    let s = 0;
+    for (let k = 0; k < D; k++) s += protos[p * D + k] * protos[p * D + k];
+    pn[p] = Math.max(Math.sqrt(s), 1e-12);
+  }
+  const S = new Float64Array(L * P);
+  for (let i = 0; i < L; i++) {
+    let s = 0;
+    for (let k = 0; k < D; k++) s += tokens[i * D + k] * tokens[i * D + k];
+    const tn = Math.max(Math.sqrt(s), 1e-12);
+    for (let p = 0; p < P; p++) {
+      let d = 0;
+      for (let k = 0; k < D; k++) d += tokens[i * D + k] * protos[p * D + k];
+      S[i * P + p] = d / (tn * pn[p]);
+    }
+  }
+  return S;
+}
+
+export function refMax(S: Float64Array, L: number, P: number): Float64Array {
+  const m = new Float64Array(L);
+  for (let i = 0; i < L; i++) {
+    let best = -Infinity;
+    for (let p = 0; p < P; p++) best = Math.max(best, S[i * P + p]);
+    m[i] = best;
+  }
+  return m;
+}
+
+/** Python's round() (banker's rounding), written independently of src/prune/strategies.ts. */
+export function pythonRound(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export function refThreshold(s: Float64Array, tau: number): number[] {
+  const kept: number[] = [];
+  s.forEach((v, i) => {
+    if (v < tau) kept.push(i);
+  });
+  return kept;
+}
+
+export function refRatio(s: Float64Array, r: number): number[] {
+  const idx = Array.from(s, (_, i) => i);
+  idx.sort((a, b) => s[a] - s[b] || a - b);
+  return idx.slice(0, pythonRound(s.length * r)).sort((a, b) => a - b);
+}
+
+export function refDoubleSoftmax(S: Float64Array, L: number, P: number, r: number): number[] {
+  const A1 = new Float64Array(L * P);
+  for (let p = 0; p < P; p++) {
+    let m = -Infinity;
+    for (let i = 0; i < L; i++) m = Math.max(m, S[i * P + p]);
+    let z = 0;
+    for (let i = 0; i < L; i++) z += Math.exp(S[i * P + p] - m);
+    for (let i = 0; i < L; i++) A1[i * P + p] = Math.exp(S[i * P + p] - m) / z;
+  }
+  const score: number[] = [];
+  for (let i = 0; i < L; i++) {
+    let m = -Infinity;
+    for (let p = 0; p < P; p++) m = Math.max(m, S[i * P + p]);
+    let z = 0;
+    for (let p = 0; p < P; p++) z += Math.exp(S[i * P + p] - m);
+    let best = -Infinity;
+    for (let p = 0; p < P; p++) best = Math.max(best, A1[i * P + p] * (Math.exp(S[i * P + p] - m) / z));
+    score.push(best);
+  }
+  const k = pythonRound(L * (1 - r));
+  const desc = [...score].sort((a, b) => b - a);
+  const kth = desc[k - 1];
+  const kept: number[] = [];
+  score.forEach((v, i) => {
+    if (v < kth) kept.push(i);
+  });
+  return kept;
+}
