@@ -4,6 +4,8 @@ import { registerDoctor } from './doctor.js';
 import { registerSynth } from './synth.js';
 import { registerCodebookCommands } from './codebook.js';
 import { registerPruneCommand } from './prune.js';
+import { registerViz } from './viz.js';
+import { registerAsk } from './ask.js';
 
 /** Each command module adds one import and one call here. */
 export function registerCommands(program: Command): void {
@@ -12,4 +14,6 @@ export function registerCommands(program: Command): void {
   registerSynth(program);
   registerCodebookCommands(program);
   registerPruneCommand(program);
+  registerViz(program);
+  registerAsk(program);
 }

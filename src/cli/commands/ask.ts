@@ -1,0 +1,267 @@
+// `winnow ask SOURCE QUESTION...`: decode, encode, prune and prefill every sampled frame into one
+// video context, then answer each question from it (the last frame is "now").
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { WinnowError, isWinnowError } from '../../errors.js';
+
+/** The folder holding winnow's package.json, found from this file (works from src/ and dist/). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'winnow') return dir;
+      } catch {
+        // not ours; keep walking
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) throw new WinnowError('WINNOW_ERR_INTERNAL', 'cannot find the winnow package root');
+    dir = up;
+  }
+}
+
+export const DEFAULT_MODEL_DIR = 'models/winnow-tiny';
+export const DEFAULT_CODEBOOK = 'codebooks/winnow-tiny.safetensors';
+
+export interface AskCommandOptions {
+  fps: number;
+  strategy?: string;
+  tau?: number;
+  ratio?: number;
+  temporal?: number;
+  model?: string;
+  codebook?: string;
+  json?: boolean;
+  maxNewTokens?: number;
+  maxContextTokens?: number;
+  threads?: number;
+  progress?: boolean;
+}
+
+export interface AskAnswer {
+  question: string;
+  answer: string;
+  /** Visual tokens fed to the LLM (after pruning) for the frames in context. */
+  keptTokens: number;
+  /** Visual tokens the encoder produced (after video pooling, before pruning) for the same frames. */
+  totalTokens: number;
+  /** Frames decoded and processed. */
+  frames: number;
+  /** From the question to its first answer token. */
+  ttftMs: number;
+  /** LLM time spent prefilling the video (all frames). */
+  prefillMs: number;
+  /** LLM time spent prefilling the question. */
+  questionPrefillMs: number;
+  /** Frames evicted from the context to stay within its budget. */
+  evictedFrames: number;
+}
+
+function positiveNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
+    return n;
+  };
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
+
+function unitInterval(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < -1 || n > 1) throw new InvalidArgumentError(`${name} must be a number in [-1, 1]`);
+    return n;
+  };
+}
+
+/**
+ * Runs the whole pipeline for one source and answers `questions`. The library form of
+ * `winnow ask` (tests and tools call it directly); `log` gets human-readable notes.
+ */
+export async function runAsk(
+  source: string,
+  questions: readonly string[],
+  opts: AskCommandOptions,
+  io: { log: (line: string) => void; onAnswer?: (a: AskAnswer) => void; onText?: (delta: string) => void; signal?: AbortSignal; progress?: boolean },
+): Promise<AskAnswer[]> {
+  const { signal } = io;
+  const root = packageRoot();
+  const modelDir = opts.model ? resolve(opts.model) : join(root, DEFAULT_MODEL_DIR);
+  let codebook = opts.codebook ? resolve(opts.codebook) : undefined;
+  let strategy = opts.strategy;
+  const { Pruner } = await import('../../prune/pruner.js');
+  const { CODEBOOK_STRATEGIES } = await import('../../prune/types.js');
+  if (!codebook && !opts.model) {
+    const def = join(root, DEFAULT_CODEBOOK);
+    if (existsSync(def)) codebook = def;
+    else if (strategy === undefined || CODEBOOK_STRATEGIES.has(strategy as never)) {
+      if (strategy !== undefined) {
+        throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `strategy ${strategy} needs a codebook and ${DEFAULT_CODEBOOK} is not installed; pass --codebook`);
+      }
+      io.log(`note: ${DEFAULT_CODEBOOK} is not installed; running without pruning (strategy none)`);
+      strategy = 'none';
+    }
+  }
+  if (!codebook && strategy === undefined) strategy = 'none';
+
+  const { ModelFolder } = await import('../../encode/model-folder.js');
+  const { encode } = await import('../../encode/encode.js');
+  const { prune } = await import('../../prune/pruner.js');
+  const { LanguageModel } = await import('../../llm/model.js');
+  const ingest = await import('../../ingest/index.js');
+  const rx = await import('rxjs');
+
+  const folder = await ModelFolder.load(modelDir, { signal, executionProvider: 'cpu', ...(opts.threads ? { intraOpThreads: opts.threads } : {}) });
+  const closers: (() => Promise<void>)[] = [() => folder.close()];
+  try {
+    const lm = await LanguageModel.fromModelFolder(folder, { signal });
+    closers.unshift(() => lm.close());
+    const pruner = await Pruner.load({
+      codebook,
+      strategy: strategy as never,
+      tau: opts.tau,
+      ratio: opts.ratio,
+      temporal: opts.temporal !== undefined ? { tau: opts.temporal } : undefined,
+      signal,
+    });
+    closers.unshift(() => pruner.close());
+    const ctx = lm.createContext(opts.maxContextTokens ? { maxContextTokens: opts.maxContextTokens } : {});
+    closers.unshift(() => ctx.close());
+    ctx.on('evicted', (e) => io.log(`note: context full, evicted ${e.frames} oldest frames (${e.tokens} tokens); oldest kept t=${Math.floor((e.oldestPtsMs ?? 0) / 1000)}s`));
+
+    const probe = await ingest.probe(source, { signal }).catch(() => null);
+    const isStill = probe?.isStill ?? false;
+    const pre = folder.preprocess;
+    const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
+    const expectedFrames = probe?.durationMs ? Math.max(1, Math.floor((probe.durationMs / 1000) * opts.fps)) : isStill ? 1 : 0;
+    const bar = io.progress ? await makeBar(expectedFrames) : null;
+
+    let frames = 0;
+    let keptTokens = 0;
+    let totalTokens = 0;
+    let prefillMs = 0;
+    // In-context accounting per frame, so that evicted frames leave the totals.
+    const window: { kept: number; total: number }[] = [];
+    ctx.on('evicted', (e) => window.splice(0, e.frames));
+    const ack$ = new rx.Subject<void>();
+    const frames$ = ingest
+      .openVideo(source, { fps: opts.fps, ...(size ? { size, resize: 'pad' as const } : {}), ack$, maxInFlightFrames: 8, signal })
+      .pipe(
+        encode(folder, { video: !isStill, signal }),
+        prune(pruner, { signal }),
+        rx.concatMap(async (pf) => {
+          const r = await ctx.appendFrame(pf, { signal });
+          prefillMs += r.prefillMs;
+          frames++;
+          window.push({ kept: pf.kept.length, total: pf.gridH * pf.gridW });
+          bar?.update(frames, { kept: pf.kept.length, total: pf.gridH * pf.gridW });
+          ack$.next();
+          return frames;
+        }),
+      );
+    try {
+      await rx.lastValueFrom(frames$, { defaultValue: 0 });
+    } finally {
+      bar?.stop();
+    }
+    if (frames === 0) throw new WinnowError('WINNOW_ERR_NOT_A_VIDEO', `no frame could be read from ${source}`);
+    for (const w of window) {
+      keptTokens += w.kept;
+      totalTokens += w.total;
+    }
+    const answers: AskAnswer[] = [];
+    for (const question of questions) {
+      const r = await ctx.ask(question, { signal, maxNewTokens: opts.maxNewTokens, onText: io.onText });
+      const a: AskAnswer = {
+        question,
+        answer: r.text.trim(),
+        keptTokens,
+        totalTokens,
+        frames,
+        ttftMs: Math.round(r.ttftMs * 10) / 10,
+        prefillMs: Math.round(prefillMs * 10) / 10,
+        questionPrefillMs: Math.round(r.prefillMs * 10) / 10,
+        evictedFrames: ctx.stats.evictedFrames,
+      };
+      answers.push(a);
+      io.onAnswer?.(a);
+    }
+    return answers;
+  } finally {
+    for (const c of closers) await c().catch(() => undefined);
+  }
+}
+
+async function makeBar(total: number): Promise<{ update: (n: number, p: { kept: number; total: number }) => void; stop: () => void }> {
+  const { default: cliProgress } = await import('cli-progress');
+  const known = total > 0;
+  const bar = new cliProgress.SingleBar(
+    {
+      format: known
+        ? 'frames {bar} {value}/{total} | kept {kept}/{tokens} tokens | {eta_formatted}'
+        : 'frames {value} | kept {kept}/{tokens} tokens',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(known ? total : 0, 0, { kept: 0, tokens: 0 });
+  return {
+    update: (n, p) => {
+      if (known && n > bar.getTotal()) bar.setTotal(n);
+      bar.update(n, { kept: p.kept, tokens: p.total });
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+export function registerAsk(program: Command): void {
+  program
+    .command('ask')
+    .description('answer questions about a video, image, stream or device (the last frame is "now")')
+    .argument('<source>', 'file, URL (http, rtsp, rtmp, srt) or device')
+    .argument('<questions...>', 'one or more questions, each answered from the same video context')
+    .option('--fps <n>', 'frames per second to sample', positiveNumber('--fps'), 1)
+    .addOption(new Option('--strategy <s>', 'pruning strategy (default: the codebook\'s)').choices(['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none']))
+    .addOption(new Option('--tau <t>', 'similarity threshold for --strategy threshold').argParser(unitInterval('--tau')).conflicts('ratio'))
+    .addOption(new Option('--ratio <r>', 'kept fraction for ratio-based strategies').argParser(unitInterval('--ratio')))
+    .option('--temporal <tau>', 'also drop tokens at least this similar to the last kept token at the same place', unitInterval('--temporal'))
+    .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
+    .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled model\'s)')
+    .option('--max-new-tokens <n>', 'longest answer in tokens (default: the model\'s generation_config)', positiveInt('--max-new-tokens'))
+    .option('--max-context-tokens <n>', 'KV-cache budget; the oldest frames are evicted beyond it', positiveInt('--max-context-tokens'))
+    .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
+    .option('--json', 'one JSON line per question')
+    .option('--no-progress', 'no progress bar even on a terminal')
+    .action(async (source: string, questions: string[], opts: AskCommandOptions) => {
+      const ac = new AbortController();
+      const onSigint = (): void => ac.abort(new Error('SIGINT'));
+      process.once('SIGINT', onSigint);
+      try {
+        await runAsk(source, questions, opts, {
+          signal: ac.signal,
+          progress: opts.progress !== false && process.stderr.isTTY === true,
+          log: (line) => process.stderr.write(`${line}\n`),
+          onAnswer: (a) => process.stdout.write(opts.json ? `${JSON.stringify(a)}\n` : `${a.answer}\n`),
+        });
+      } catch (e) {
+        const err = isWinnowError(e) ? e : new WinnowError('WINNOW_ERR_INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
+        process.stderr.write(`winnow ask: ${err.message} (${err.code})\n`);
+        process.exitCode = err.code === 'WINNOW_ERR_INVALID_ARGUMENT' ? 2 : 1;
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
+    });
+}
