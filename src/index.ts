@@ -2,3 +2,32 @@
 export { WinnowError, isWinnowError } from './errors.js';
 export type { WinnowErrorCode, WinnowErrorOptions } from './errors.js';
 export type { Frame } from './ingest/types.js';
+export {
+  Pruner,
+  prune,
+  loadCodebook,
+  saveCodebook,
+  codebookNormStats,
+  createPrototypeIndex,
+  TemporalFilter,
+  thresholdStrategy,
+  ratioStrategy,
+  doubleSoftmaxStrategy,
+  randomStrategy,
+  poolStrategy,
+  clsStrategy,
+  readNpy,
+  writeNpy,
+} from './prune/index.js';
+export type {
+  EncodedFrame,
+  PrunedFrame,
+  PruneStats,
+  StrategyName,
+  Codebook,
+  PrototypeIndex,
+  PrototypeIndexOptions,
+  PrunerOptions,
+  PrunerLoadOptions,
+  PruneOperatorOptions,
+} from './prune/index.js';
