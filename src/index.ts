@@ -31,3 +31,18 @@ export type {
   PrunerLoadOptions,
   PruneOperatorOptions,
 } from './prune/index.js';
+export { ModelFolder, loadModel, encode, poolTokenGrid, rgbToNormalizedChw, normalizationTable, pixelValues } from './encode/index.js';
+export type {
+  LoadModelOptions,
+  ModelDtype,
+  ModelComponent,
+  ExecutionProviderOption,
+  ComponentSession,
+  VisionEncoderInfo,
+  ModelConfig,
+  PreprocessPlan,
+  PoolingSpec,
+  EncodeOptions,
+  EncodeBatchStats,
+  RgbImage,
+} from './encode/index.js';
