@@ -42,12 +42,13 @@ function seconds(v: string | undefined): number | null {
   return Number.isFinite(x) && x >= 0 ? x : null;
 }
 
+/** Counter-clockwise degrees, FFmpeg's display-matrix convention (the legacy `rotate` tag counts clockwise). */
 function rotationOf(st: FfprobeStream): number {
-  let deg = 0;
+  let ccw = 0;
   const side = st.side_data_list?.find((d) => typeof d.rotation === 'number');
-  if (side?.rotation !== undefined) deg = side.rotation;
-  else if (st.tags?.rotate !== undefined) deg = Number(st.tags.rotate) || 0;
-  return ((Math.round(deg / 90) * 90) % 360 + 360) % 360;
+  if (side?.rotation !== undefined) ccw = side.rotation;
+  else if (st.tags?.rotate !== undefined) ccw = -(Number(st.tags.rotate) || 0);
+  return (((Math.round(ccw / 90) * 90) % 360) + 360) % 360;
 }
 
 /**

@@ -141,7 +141,10 @@ export interface ProbeResult {
   fps: number | null;
   width: number;
   height: number;
-  /** Display rotation in degrees (0, 90, 180, 270), already applied to width/height. */
+  /**
+   * Display rotation, counter-clockwise degrees (0, 90, 180, 270; FFmpeg's display-matrix convention). openVideo
+   * applies it (ffmpeg autorotate) and width/height already account for it.
+   */
   rotationDeg: number;
   /** Video codec name as ffmpeg calls it (h264, vp9, mjpeg, png…). */
   codec: string;

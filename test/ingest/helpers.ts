@@ -144,7 +144,8 @@ export function probeFrameTimesMs(file: string): number[] {
   return r.stdout
     .trim()
     .split('\n')
-    .map((l) => l.split(',').find((v) => v && v !== 'N/A'))
+    .map((l) => l.split(',').find((v) => v.trim() && v.trim() !== 'N/A'))
+    .filter((v): v is string => v !== undefined)
     .map((v) => Math.round(Number(v) * 1000));
 }
 
