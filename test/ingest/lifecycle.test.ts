@@ -1,0 +1,85 @@
+// No ffmpeg outlives its stream: unsubscribe, abort, a paused (blocked) ffmpeg, SIGTERM-deaf processes, stalls.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync } from 'node:fs';
+import { Subject, take } from 'rxjs';
+import { openVideo } from '../../src/ingest/index.js';
+import type { IngestEvent } from '../../src/ingest/index.js';
+import { collect, isAlive, spawnedPids, waitGone, Workdir } from './helpers.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('ingest: process lifecycle', () => {
+  const wd = new Workdir();
+  let clip = '';
+  let deafFfmpeg = '';
+  before(() => {
+    clip = wd.clip('long.mp4', { seconds: 20, rate: 25, size: '320x240', codecArgs: ['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'] });
+    // A stand-in "ffmpeg" that ignores SIGTERM and never writes: only SIGKILL ends it.
+    // A shell starts in a millisecond, so the trap is in place before the test signals it.
+    deafFfmpeg = wd.write('deaf-ffmpeg.sh', "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n");
+    chmodSync(deafFfmpeg, 0o755);
+  });
+  after(() => wd.cleanup());
+
+  it('unsubscribing mid-stream kills ffmpeg', async () => {
+    const events: IngestEvent[] = [];
+    const r = await collect(() => openVideo(clip, { fps: 'source', onEvent: (e) => events.push(e) }).pipe(take(3)));
+    assert.equal(r.frames.length, 3);
+    const pids = spawnedPids(events);
+    assert.equal(pids.length, 1);
+    assert.ok(await waitGone(pids[0]), 'ffmpeg exited');
+    assert.ok(events.some((e) => e.type === 'exit' && e.pid === pids[0]));
+  });
+
+  it('aborting the signal errors with WINNOW_ERR_ABORTED and kills ffmpeg', async () => {
+    const ac = new AbortController();
+    const events: IngestEvent[] = [];
+    const done = collect(() => openVideo(clip, { fps: 'source', signal: ac.signal, onEvent: (e) => events.push(e) }));
+    await sleep(300);
+    ac.abort();
+    const r = await done;
+    assert.equal(r.error?.code, 'WINNOW_ERR_ABORTED');
+    for (const pid of spawnedPids(events)) assert.ok(await waitGone(pid));
+    const pre = await collect(() => openVideo(clip, { signal: AbortSignal.abort() }));
+    assert.equal(pre.error?.code, 'WINNOW_ERR_ABORTED');
+  });
+
+  it('unsubscribing while ffmpeg is blocked on a full pipe (paused source) still kills it', async () => {
+    const ack$ = new Subject<void>();
+    const events: IngestEvent[] = [];
+    let got = 0;
+    const sub = openVideo(clip, { fps: 'source', ack$, maxInFlightFrames: 1, onEvent: (e) => events.push(e) }).subscribe({ next: () => got++ });
+    await sleep(600); // never acknowledged: one frame out, queue full, stdout paused, ffmpeg blocked in write()
+    assert.equal(got, 1);
+    const [pid] = spawnedPids(events);
+    assert.ok(isAlive(pid), 'ffmpeg is alive and blocked');
+    sub.unsubscribe();
+    assert.ok(await waitGone(pid, 3000), 'blocked ffmpeg exited');
+  });
+
+  it('a process that ignores SIGTERM is SIGKILLed after killGraceMs', async () => {
+    const events: IngestEvent[] = [];
+    const sub = openVideo(clip, { ffmpegPath: deafFfmpeg, killGraceMs: 400, onEvent: (e) => events.push(e) }).subscribe({ error: () => undefined });
+    await sleep(300);
+    const [pid] = spawnedPids(events);
+    const t0 = Date.now();
+    sub.unsubscribe();
+    await sleep(150);
+    assert.ok(isAlive(pid), 'still alive inside the grace period');
+    assert.ok(await waitGone(pid, 3000));
+    assert.ok(Date.now() - t0 >= 350);
+    const exit = events.find((e) => e.type === 'exit');
+    assert.equal(exit?.type === 'exit' ? exit.signal : undefined, 'SIGKILL');
+  });
+
+  it('a source that produces nothing stalls into WINNOW_ERR_SOURCE_STALLED, never hangs', async () => {
+    const t0 = Date.now();
+    const r = await collect((onEvent) => openVideo(clip, { ffmpegPath: deafFfmpeg, stallTimeoutMs: 300, killGraceMs: 200, onEvent }));
+    assert.equal(r.error?.code, 'WINNOW_ERR_SOURCE_STALLED');
+    assert.equal(r.error?.retryable, true);
+    assert.ok(Date.now() - t0 < 3000);
+    assert.ok(r.events.some((e) => e.type === 'stall'));
+    for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid, 3000));
+  });
+});
