@@ -192,3 +192,24 @@ test('an aborted load fails with WINNOW_ERR_ABORTED', async () => {
   const e = await loadError(folders.make(), { signal: ac.signal });
   assert.equal(e.code, 'WINNOW_ERR_ABORTED');
 });
+
+test('float16 encoders (fp16 / q4f16 exports): pixels go in as float16, tokens come out as float32', async () => {
+  const dir32 = folders.make();
+  const dir16 = folders.make({ vision: patchEncoder({ float16: true }), suffix: '_fp16' });
+  const m32 = await loadModel(dir32, { executionProvider: 'cpu', components: ['vision_encoder'] });
+  const m16 = await loadModel(dir16, { executionProvider: 'cpu', components: ['vision_encoder'], dtype: 'fp16' });
+  try {
+    assert.equal(m16.vision.inputType, 'float16');
+    assert.equal(m16.vision.dim, 32);
+    const px = new Float32Array(3 * 112 * 112);
+    for (let i = 0; i < px.length; i++) px[i] = Math.sin(i * 0.01);
+    const [a, b] = await Promise.all([m32.runVision(px, 1), m16.runVision(px, 1)]);
+    assert.ok(b.features[0] instanceof Float32Array);
+    let max = 0;
+    for (let i = 0; i < a.features[0].length; i++) max = Math.max(max, Math.abs(a.features[0][i] - b.features[0][i]));
+    assert.ok(max < 5e-3, `fp16 round trip max |Δ| ${max}`);
+    assert.ok(Math.abs(a.clsSimilarity![0][7] - b.clsSimilarity![0][7]) < 5e-3);
+  } finally {
+    await Promise.all([m32.close(), m16.close()]);
+  }
+});

@@ -62,6 +62,8 @@ export async function runViz(source: string, opts: VizOptions, io: { signal?: Ab
 
   const closers: Array<() => Promise<void>> = [];
   try {
+    // Probe first: a missing or unreadable source should fail before a model is loaded.
+    const probe = await ingest.probe(source, { signal });
     const model = await loadModel(modelDir, { components: ['vision_encoder'], ...(opts.threads ? { intraOpThreads: opts.threads } : {}), signal });
     closers.push(() => model.close());
     log(`model ${modelDir} on ${model.executionProviderReason}`);
@@ -78,7 +80,6 @@ export async function runViz(source: string, opts: VizOptions, io: { signal?: Ab
     });
     closers.unshift(() => pruner.close());
 
-    const probe = await ingest.probe(source, { signal });
     const isVideo = !probe.isStill;
     const wanted = isVideo ? (opts.frames ?? 8) : 1;
     // Sample `wanted` frames spread over the video (native size: the picture shows the source

@@ -144,6 +144,8 @@ export function patchEncoder(opts: {
   inputName?: string;
   featuresName?: string;
   staticDim?: boolean;
+  /** float16 input and outputs (as fp16 / q4f16 exports have), float32 inside via Cast. */
+  float16?: boolean;
 }): Uint8Array {
   const S = opts.imageSize ?? 112;
   const P = opts.patch ?? 8;
@@ -152,19 +154,27 @@ export function patchEncoder(opts: {
   const tokens = (SH / P) * (S / P);
   const inputName = opts.inputName ?? 'pixel_values';
   const featuresName = opts.featuresName ?? 'image_features';
-  const nodes: Node[] = [
-    { op: 'Conv', inputs: [inputName, 'W', 'Bias'], outputs: ['conv'], attrs: { kernel_shape: [P, P], strides: [P, P] } },
+  const f16 = opts.float16 === true;
+  const io: ElemType = f16 ? 'float16' : 'float32';
+  const convIn = f16 ? 'px32' : inputName;
+  const featsOut = f16 ? 'feats32' : featuresName;
+  const nodes: Node[] = [];
+  if (f16) nodes.push({ op: 'Cast', inputs: [inputName], outputs: ['px32'], attrs: { to: 1 } });
+  nodes.push(
+    { op: 'Conv', inputs: [convIn, 'W', 'Bias'], outputs: ['conv'], attrs: { kernel_shape: [P, P], strides: [P, P] } },
     { op: 'Reshape', inputs: ['conv', 'shape'], outputs: ['flat'] },
-    { op: 'Transpose', inputs: ['flat'], outputs: [featuresName], attrs: { perm: [0, 2, 1] } },
-  ];
-  const outputs: ValueInfo[] = [{ name: featuresName, type: 'float32', shape: ['batch', tokens, opts.staticDim === false ? 'dim' : D] }];
+    { op: 'Transpose', inputs: ['flat'], outputs: [featsOut], attrs: { perm: [0, 2, 1] } },
+  );
+  if (f16) nodes.push({ op: 'Cast', inputs: ['feats32'], outputs: [featuresName], attrs: { to: 10 } });
+  const outputs: ValueInfo[] = [{ name: featuresName, type: io, shape: ['batch', tokens, opts.staticDim === false ? 'dim' : D] }];
   if (opts.withCls !== false) {
-    nodes.push({ op: 'ReduceMean', inputs: [featuresName], outputs: ['cls_similarity'], attrs: { axes: [2], keepdims: 0 } });
-    outputs.push({ name: 'cls_similarity', type: 'float32', shape: ['batch', tokens] });
+    nodes.push({ op: 'ReduceMean', inputs: [featsOut], outputs: [f16 ? 'cls32' : 'cls_similarity'], attrs: { axes: [2], keepdims: 0 } });
+    if (f16) nodes.push({ op: 'Cast', inputs: ['cls32'], outputs: ['cls_similarity'], attrs: { to: 10 } });
+    outputs.push({ name: 'cls_similarity', type: io, shape: ['batch', tokens] });
   }
   return buildModel({
     nodes,
-    inputs: [{ name: inputName, type: 'float32', shape: ['batch', 3, SH, S] }],
+    inputs: [{ name: inputName, type: io, shape: ['batch', 3, SH, S] }],
     outputs,
     initializers: [
       { name: 'W', dims: [D, 3, P, P], data: seededWeights(D * 3 * P * P, 7) },
