@@ -123,6 +123,9 @@ export async function geometricTransform(image: RgbImage, plan: PreprocessPlan, 
   if (image.width <= 0 || image.height <= 0) {
     throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `frame has no pixels (${image.width}×${image.height})`);
   }
+  if (image.data.length !== image.width * image.height * 3) {
+    throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `a ${image.width}×${image.height} RGB frame needs ${image.width * image.height * 3} bytes, got ${image.data.length}`);
+  }
   if (isModelSized(image, plan)) return image;
   let img = image;
   if (plan.pad === 'square' && img.width !== img.height) {

@@ -195,3 +195,8 @@ test('resample codes map to sharp kernels; bad preprocessor configs fail with WI
     assert.throws(() => parsePreprocessorConfig(cfg), { code: 'WINNOW_ERR_MODEL_CONFIG' }, JSON.stringify(cfg));
   }
 });
+
+test('a frame whose buffer does not match its size fails with WINNOW_ERR_INVALID_ARGUMENT', async () => {
+  await assert.rejects(geometricTransform({ width: 64, height: 48, data: new Uint8Array(10) }, plan), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(geometricTransform({ width: 0, height: 48, data: new Uint8Array(0) }, plan), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
+});
