@@ -1,6 +1,6 @@
 import { WinnowError, abortError, throwIfAborted } from '../errors.js';
 import { formatFrameMarker, type LanguageModelConfig } from './config.js';
-import { DecoderRuntime, KvCache } from './decoder.js';
+import { DecoderRuntime, KvBufferSet, KvCache } from './decoder.js';
 import { TokenSampler, type SamplingOptions } from './sampling.js';
 import { IncrementalDetokenizer, StopStringMatcher, type TextTokenizer } from './tokenizer.js';
 
@@ -98,7 +98,10 @@ export interface VideoContextStats {
   visualTokens: number;
   /** Next position id (frame-shared positions grow slower than tokens). */
   nextPosition: number;
+  /** KV bytes the tokens in context take. */
   kvBytes: number;
+  /** KV bytes allocated (three buffer sets, grown geometrically up to maxContextTokens). */
+  kvReservedBytes: number;
   evictedFrames: number;
 }
 
@@ -149,6 +152,12 @@ export class VideoContext {
   private prefixIds: number[];
   private lastLogits: Float32Array | null = null;
   private closed = false;
+  /**
+   * Three buffer sets: one holds the video state, the other two take turns as the output of
+   * decoder runs (chunks, questions, answers, rebuilds). Questions therefore never touch the
+   * video state, and steady-state decoding allocates no KV memory.
+   */
+  private readonly sets: KvBufferSet[];
   // Chunk scratch, sized once.
   private readonly chunkIds: BigInt64Array;
   private readonly chunkPositions: BigInt64Array;
@@ -172,6 +181,7 @@ export class VideoContext {
     if (!Number.isInteger(this.maxContextTokens) || this.maxContextTokens <= this.reserveTokens) bad('maxContextTokens', this.maxContextTokens);
     if (!(this.evictToFraction > 0 && this.evictToFraction <= 1)) bad('evictToFraction', this.evictToFraction);
     this.cache = runtime.empty();
+    this.sets = [runtime.createBufferSet(), runtime.createBufferSet(), runtime.createBufferSet()];
     this.prefixIds = config.bosTokenId === null ? [] : [config.bosTokenId];
     this.chunkIds = new BigInt64Array(this.maxChunkTokens);
     this.chunkPositions = new BigInt64Array(this.maxChunkTokens);
@@ -189,8 +199,15 @@ export class VideoContext {
       visualTokens: this.visualTokens,
       nextPosition: this.nextPosition,
       kvBytes: this.cache.bytes,
+      kvReservedBytes: this.sets.reduce((s, b) => s + b.reservedBytes, 0),
       evictedFrames: this.evictedFrames,
     };
+  }
+
+  /** A buffer set that is neither the video state nor `current` (the run's input). */
+  private outputSet(current: KvCache): KvBufferSet {
+    for (const set of this.sets) if (set !== this.cache.set && set !== current.set) return set;
+    throw new WinnowError('WINNOW_ERR_INTERNAL', 'no free KV buffer set');
   }
 
   /** Largest video the context holds before evicting (tokens). */
@@ -247,7 +264,7 @@ export class VideoContext {
 
   /**
    * Prefills `entries` (and the prefix when `withPrefix`) on top of `base`, in chunks of at most
-   * maxChunkTokens. Returns the new state; `base` is left alone, intermediate states are disposed.
+   * maxChunkTokens. Returns the new state; `base` and the video state are left alone.
    */
   private async prefillEntries(
     base: KvCache,
@@ -271,8 +288,7 @@ export class VideoContext {
       throwIfAborted(signal);
       const embeds = await this.runtime.embed(ids.slice(0, n));
       for (const p of pastes) embeds.set(p.src.subarray(p.from * d, (p.from + p.count) * d), p.row * d);
-      const r = await this.runtime.forward(embeds, positions.slice(0, n), cur);
-      if (cur !== base) cur.dispose();
+      const r = await this.runtime.forward(embeds, positions.slice(0, n), cur, this.outputSet(cur), this.maxContextTokens);
       cur = r.present;
       logits = r.lastLogits;
       n = 0;
@@ -308,7 +324,7 @@ export class VideoContext {
       }
       await flush();
     } catch (err) {
-      if (cur !== base) cur.dispose();
+      // Whatever was written went to scratch sets; the video state is intact.
       throw err;
     }
     const out = logits as Float32Array | null;
@@ -348,10 +364,7 @@ export class VideoContext {
       }
       const first = this.cache.length === 0;
       const r = await this.prefillEntries(this.cache, first ? 0 : this.nextPosition, entries, first, signal);
-      if (this.cache !== r.cache) {
-        if (!this.runtime.isEmpty(this.cache)) this.cache.dispose();
-        this.cache = r.cache;
-      }
+      this.cache = r.cache;
       if (first) this.videoTokens = prefixLen;
       this.nextPosition = r.nextPosition;
       this.lastLogits = r.logits ?? this.lastLogits;
@@ -396,7 +409,6 @@ export class VideoContext {
     }
     const remaining = this.frames.slice(drop);
     const r = await this.prefillEntries(this.runtime.empty(), 0, remaining, true, signal);
-    if (!this.runtime.isEmpty(this.cache)) this.cache.dispose();
     this.cache = r.cache;
     this.nextPosition = r.nextPosition;
     this.lastLogits = r.logits;
@@ -450,9 +462,6 @@ export class VideoContext {
     const t0 = performance.now();
     const video = this.cache;
     let cur: KvCache = video;
-    const dropTemp = (): void => {
-      if (cur !== video) cur.dispose();
-    };
     try {
       this.assertOpen();
       throwIfAborted(signal);
@@ -477,8 +486,7 @@ export class VideoContext {
         for (let i = 0; i < b - a; i++) positions[i] = BigInt(pos + i);
         pos += b - a;
         const embeds = await this.runtime.embed(chunkIds);
-        const r = await this.runtime.forward(embeds, positions, cur);
-        dropTemp();
+        const r = await this.runtime.forward(embeds, positions, cur, this.outputSet(cur), this.maxContextTokens);
         cur = r.present;
         logits = r.lastLogits;
       }
@@ -517,8 +525,7 @@ export class VideoContext {
         oneId[0] = BigInt(next);
         onePos[0] = BigInt(pos++);
         const embeds = await this.runtime.embed(oneId);
-        const r = await this.runtime.forward(embeds, onePos, cur);
-        dropTemp();
+        const r = await this.runtime.forward(embeds, onePos, cur, this.outputSet(cur), this.maxContextTokens);
         cur = r.present;
         logits = r.lastLogits;
       }
@@ -537,8 +544,7 @@ export class VideoContext {
       if (e instanceof WinnowError && e.code === 'WINNOW_ERR_ABORTED') throw abortError(signal);
       throw e;
     } finally {
-      // Roll back: everything built on the video state goes; the video state stays.
-      dropTemp();
+      // Roll back: the question and answer live in scratch sets, the video state is untouched.
       release();
     }
   }
@@ -553,8 +559,8 @@ export class VideoContext {
     this.closed = true;
     const release = await this.lock.acquire();
     try {
-      if (!this.runtime.isEmpty(this.cache)) this.cache.dispose();
       this.cache = this.runtime.empty();
+      for (const set of this.sets) set.release();
       this.frames = [];
       this.lastLogits = null;
     } finally {

@@ -21,36 +21,58 @@ export interface DecoderContract {
   presentNames: string[];
 }
 
+type KvArray = Float32Array | Uint16Array;
+
 /**
- * One KV cache state: the present tensors of a decoder run ([1, kvHeads, length, headDim] each).
- * ORT never mutates inputs, so a state can be fed again and again: forking = reusing it, rolling
- * back = dropping the states built on top of it. Whoever holds the last reference disposes it.
+ * One set of KV buffers (every layer's key and value) with room for `capacityTokens`. A state of
+ * T tokens occupies the first kvHeads·T·headDim elements of each buffer, laid out exactly as the
+ * [1, kvHeads, T, headDim] tensor onnxruntime reads and writes, so decoder runs write their
+ * present outputs straight into a set and the next run reads them back without a copy in JS.
+ */
+export class KvBufferSet {
+  buffers: KvArray[];
+  capacityTokens = 0;
+  constructor(
+    private readonly contract: DecoderContract,
+    readonly id: number,
+  ) {
+    this.buffers = contract.pastNames.map(() => (contract.kvDtype === 'float16' ? new Uint16Array(0) : new Float32Array(0)));
+  }
+
+  /** Makes room for `tokens` (geometric growth, so an endless stream reallocates rarely). Drops contents. */
+  reserve(tokens: number, maxTokens: number): void {
+    if (tokens <= this.capacityTokens) return;
+    const cap = Math.min(Math.max(tokens, Math.ceil(this.capacityTokens * 1.5), 256), Math.max(tokens, maxTokens));
+    const per = this.contract.kvHeads * this.contract.headDim;
+    this.buffers = this.buffers.map(() => (this.contract.kvDtype === 'float16' ? new Uint16Array(cap * per) : new Float32Array(cap * per)));
+    this.capacityTokens = cap;
+  }
+
+  get reservedBytes(): number {
+    return this.buffers.reduce((s, b) => s + b.byteLength, 0);
+  }
+
+  release(): void {
+    this.buffers = this.buffers.map((b) => b.subarray(0, 0));
+    this.capacityTokens = 0;
+  }
+}
+
+/**
+ * One KV cache state: `length` tokens held in a buffer set (null = the empty past). ORT never
+ * mutates inputs, so a state can be fed again and again: forking = reusing it, rolling back =
+ * writing later states into other sets and forgetting them.
  */
 export class KvCache {
-  private disposed = false;
   constructor(
-    readonly tensors: ort.Tensor[],
+    readonly set: KvBufferSet | null,
     /** Tokens in the cache (the past length the next run sees). */
     readonly length: number,
+    private readonly bytesPerToken: number,
   ) {}
 
   get bytes(): number {
-    let b = 0;
-    for (const t of this.tensors) {
-      const d = t.data;
-      if (ArrayBuffer.isView(d)) b += d.byteLength;
-    }
-    return b;
-  }
-
-  get isDisposed(): boolean {
-    return this.disposed;
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const t of this.tensors) t.dispose();
+    return this.length * this.bytesPerToken;
   }
 }
 
@@ -143,8 +165,8 @@ export interface ForwardResult {
 }
 
 /**
- * Runs embed_tokens and decoder_model_merged. Holds the scratch buffers of the hot path
- * (attention mask of ones, position ids, last-row logits) so steps do not allocate them.
+ * Runs embed_tokens and decoder_model_merged. Holds the scratch of the hot path (attention mask
+ * of ones, last-row logits, the empty past) so decoding steps do not allocate it.
  */
 export class DecoderRuntime {
   private maskOnes: BigInt64Array = new BigInt64Array(0);
@@ -153,30 +175,35 @@ export class DecoderRuntime {
   private readonly logitsToKeepAll = new ort.Tensor('int64', BigInt64Array.of(0n), []);
   private readonly cacheBranchTrue = new ort.Tensor('bool', Uint8Array.of(1), [1]);
   private readonly cacheBranchFalse = new ort.Tensor('bool', Uint8Array.of(0), [1]);
-  private emptyCache: KvCache | null = null;
+  private readonly emptyPast: ort.Tensor[];
+  private readonly emptyCache: KvCache;
+  private nextSetId = 0;
 
   constructor(
     readonly embedSession: ort.InferenceSession,
     readonly decoderSession: ort.InferenceSession,
     readonly contract: DecoderContract,
-  ) {}
+  ) {
+    const { kvHeads, headDim, kvDtype } = contract;
+    this.emptyPast = contract.pastNames.map((): ort.Tensor =>
+      kvDtype === 'float16'
+        ? new ort.Tensor('float16', new Uint16Array(0), [1, kvHeads, 0, headDim])
+        : new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]),
+    );
+    this.emptyCache = new KvCache(null, 0, this.kvBytesPerToken);
+  }
 
-  /** The 0-length past every sequence starts from. Shared and never disposed by callers. */
+  /** The 0-length past every sequence starts from. */
   empty(): KvCache {
-    if (!this.emptyCache) {
-      const { kvHeads, headDim, kvDtype } = this.contract;
-      const tensors = this.contract.pastNames.map((): ort.Tensor =>
-        kvDtype === 'float16'
-          ? new ort.Tensor('float16', new Uint16Array(0), [1, kvHeads, 0, headDim])
-          : new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]),
-      );
-      this.emptyCache = new KvCache(tensors, 0);
-    }
     return this.emptyCache;
   }
 
   isEmpty(cache: KvCache): boolean {
-    return cache === this.emptyCache;
+    return cache.length === 0;
+  }
+
+  createBufferSet(): KvBufferSet {
+    return new KvBufferSet(this.contract, this.nextSetId++);
   }
 
   /** Bytes the KV cache takes per token (all layers, keys + values). */
@@ -210,17 +237,34 @@ export class DecoderRuntime {
     return this.maskOnes.subarray(0, total);
   }
 
+  private view(set: KvBufferSet, i: number, tokens: number): ort.Tensor {
+    const c = this.contract;
+    const n = c.kvHeads * tokens * c.headDim;
+    const dims = [1, c.kvHeads, tokens, c.headDim];
+    const b = set.buffers[i];
+    return b instanceof Uint16Array ? new ort.Tensor('float16', b.subarray(0, n), dims) : new ort.Tensor('float32', b.subarray(0, n), dims);
+  }
+
   /**
-   * One decoder run over S new tokens on top of `past`. Does not dispose `past`: callers decide
-   * whether it is a state they keep (the video) or a temporary one.
+   * One decoder run over S new tokens on top of `past`, writing the present state into `out`
+   * (which must not be past's set). `maxTokens` caps the growth of `out`.
    */
-  async forward(embeds: Float32Array, positions: BigInt64Array, past: KvCache, allLogits = false): Promise<ForwardResult> {
+  async forward(
+    embeds: Float32Array,
+    positions: BigInt64Array,
+    past: KvCache,
+    out: KvBufferSet,
+    maxTokens: number,
+    allLogits = false,
+  ): Promise<ForwardResult> {
     const c = this.contract;
     const s = positions.length;
     if (embeds.length !== s * c.hiddenSize) {
       throw new WinnowError('WINNOW_ERR_INTERNAL', `embeds hold ${embeds.length} values for ${s} tokens × ${c.hiddenSize}`);
     }
+    if (past.set === out) throw new WinnowError('WINNOW_ERR_INTERNAL', 'a decoder run cannot write into the state it reads');
     const total = past.length + s;
+    out.reserve(total, maxTokens);
     const feeds: Record<string, ort.Tensor> = {
       inputs_embeds: new ort.Tensor('float32', embeds, [1, s, c.hiddenSize]),
       attention_mask: new ort.Tensor('int64', this.ensureMask(total), [1, total]),
@@ -229,29 +273,28 @@ export class DecoderRuntime {
     // 0 means "all positions" in the HF convention.
     if (c.hasNumLogitsToKeep) feeds.num_logits_to_keep = allLogits ? this.logitsToKeepAll : this.logitsToKeep;
     if (c.hasUseCacheBranch) feeds.use_cache_branch = past.length > 0 ? this.cacheBranchTrue : this.cacheBranchFalse;
-    for (let i = 0; i < c.pastNames.length; i++) feeds[c.pastNames[i]] = past.tensors[i];
-    let out: ort.InferenceSession.ReturnType;
+    const fetches: Record<string, ort.Tensor | null> = { logits: null };
+    for (let i = 0; i < c.pastNames.length; i++) {
+      feeds[c.pastNames[i]] = past.set === null ? this.emptyPast[i] : this.view(past.set, i, past.length);
+      fetches[c.presentNames[i]] = this.view(out, i, total);
+    }
+    let result: ort.InferenceSession.ReturnType;
     try {
-      out = await this.decoderSession.run(feeds);
+      result = await this.decoderSession.run(feeds, fetches);
     } catch (e) {
       throw new WinnowError('WINNOW_ERR_INFERENCE', `decoder failed: ${(e as Error).message}`, { cause: e, details: { pastLength: past.length, tokens: s } });
     }
-    const logits = out.logits as ort.Tensor;
+    const logits = result.logits as ort.Tensor;
     const data = logits.data as Float32Array;
     const v = logits.dims[logits.dims.length - 1];
     if (this.lastLogitsBuf.length !== v) this.lastLogitsBuf = new Float32Array(v);
     this.lastLogitsBuf.set(data.subarray(data.length - v));
-    const present = new KvCache(
-      c.presentNames.map((n) => out[n] as ort.Tensor),
-      total,
-    );
     const keepAll = allLogits ? data : null;
     if (!allLogits) logits.dispose();
-    return { lastLogits: this.lastLogitsBuf, allLogits: keepAll, present };
+    return { lastLogits: this.lastLogitsBuf, allLogits: keepAll, present: new KvCache(out, total, this.kvBytesPerToken) };
   }
 
   async release(): Promise<void> {
-    this.emptyCache?.dispose();
-    this.emptyCache = null;
+    // Nothing native is held here: the sessions belong to the model, buffers to the contexts.
   }
 }

@@ -198,6 +198,8 @@ test('eviction on a long stream: bounded cache, exact rebuild, event, memory fla
       await ctx.appendFrame(syntheticFrame(i * 1000, 4 + (i % 7), D, i));
       assert.ok(ctx.stats.tokens <= ctx.videoBudgetTokens, `video holds ${ctx.stats.tokens} tokens`);
       maxKv = Math.max(maxKv, ctx.stats.kvBytes);
+    assert.ok(ctx.stats.kvReservedBytes <= 3 * ctx.maxContextTokens * lm.runtime.kvBytesPerToken);
+      assert.ok(ctx.stats.kvReservedBytes <= 3 * ctx.maxContextTokens * lm.runtime.kvBytesPerToken);
       if (i === 300) {
         global.gc?.();
         rssAfterWarmup = process.memoryUsage().rss;

@@ -42,13 +42,12 @@ test('tokenizer, chat template and decoder reproduce reference_outputs.json', { 
   assert.deepEqual(ids, ref.prompt_ids);
   const rt = lm.runtime;
   const embeds = await rt.embed(BigInt64Array.from(ids, BigInt));
-  const r = await rt.forward(embeds, BigInt64Array.from(ref.position_ids, BigInt), rt.empty(), true);
+  const r = await rt.forward(embeds, BigInt64Array.from(ref.position_ids, BigInt), rt.empty(), rt.createBufferSet(), ids.length, true);
   const V = rt.contract.vocabSize ?? r.lastLogits.length;
   for (const { position, values } of ref.logits) {
     const row = r.allLogits!.subarray(position * V, (position + 1) * V);
     assert.ok(maxAbsDiff(row, Float32Array.from(values)) < 1e-4, `position ${position}`);
   }
-  r.present.dispose();
   // The same logits through a VideoContext: a frame without visual tokens (bos + marker).
   const ctx = lm.createContext();
   await ctx.appendFrame({ frame: { ptsMs: 0 }, tokens: new Float32Array(0), dim: D });
@@ -153,6 +152,7 @@ test('default model: eviction on a long stream keeps memory flat and still answe
   for (let i = 0; i < n; i++) {
     await ctx.appendFrame(syntheticFrame(i * 1000, 5 + (i % 11), D, i));
     maxKv = Math.max(maxKv, ctx.stats.kvBytes);
+    assert.ok(ctx.stats.kvReservedBytes <= 3 * ctx.maxContextTokens * lm.runtime.kvBytesPerToken);
     if (i === 200) rssWarm = process.memoryUsage().rss;
   }
   const rssEnd = process.memoryUsage().rss;
