@@ -84,7 +84,7 @@ function settingsFrom(source: VideoSource, o: OpenVideoOptions): Settings {
     throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `resize must be pad, stretch or crop, got ${String(o.resize)}`);
   }
   // Timestamps in ms so showinfo prints integer ms; showinfo reports each frame's pts and size on stderr.
-  parts.push('settb=1/1000', 'showinfo');
+  parts.push('settb=1/1000', 'showinfo=checksum=0');
   const overflow = o.overflow ?? (src.live ? 'keep-latest' : 'pause-source');
   if (!['pause-source', 'keep-latest', 'drop-oldest'].includes(overflow)) {
     throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `overflow must be pause-source, keep-latest or drop-oldest, got ${String(overflow)}`);
@@ -159,6 +159,7 @@ class IngestSession {
   private terminal: { error?: WinnowError } | undefined;
 
   private stallTimer: NodeJS.Timeout | undefined;
+  private lastActivityMs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private ackSub: Subscription | undefined;
   private readonly onAbort = (): void => this.fail(abortError(this.options.signal));
@@ -265,7 +266,7 @@ class IngestSession {
       },
       onProgress: () => {
         // Progress blocks prove a file decode is moving even while the select filter emits nothing.
-        if (this.child === child && !s.src.live) this.armStall();
+        if (this.child === child && !s.src.live) this.lastActivityMs = performance.now();
       },
     });
     this.log = log;
@@ -281,7 +282,7 @@ class IngestSession {
     child.stdout!.on('data', (b: Buffer) => {
       if (this.child !== child) return;
       this.chunks.push(b);
-      this.armStall();
+      this.lastActivityMs = performance.now();
       this.drainBytes();
     });
     child.stdout!.on('error', () => {
@@ -357,14 +358,26 @@ class IngestSession {
     this.retryTimer = setTimeout(() => this.spawnFfmpeg(), delayMs);
   }
 
+  /**
+   * (Re)starts stall detection from now. Activity afterwards only moves `lastActivityMs` (a number store per
+   * stdout chunk instead of a timer reset); the single timer re-checks when it fires.
+   */
   private armStall(): void {
     clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
     const ms = this.settings.stallTimeoutMs;
     if (ms <= 0 || this.paused || this.closed || !this.child) return;
+    this.lastActivityMs = performance.now();
     const child = this.child;
-    this.stallTimer = setTimeout(() => {
-      if (this.child !== child || this.paused) return;
-      this.emit({ type: 'stall', idleMs: ms });
+    const check = (): void => {
+      this.stallTimer = undefined;
+      if (this.child !== child || this.paused || this.closed) return;
+      const idleMs = performance.now() - this.lastActivityMs;
+      if (idleMs < ms) {
+        this.stallTimer = setTimeout(check, ms - idleMs);
+        return;
+      }
+      this.emit({ type: 'stall', idleMs: Math.round(idleMs) });
       const err = new WinnowError('WINNOW_ERR_SOURCE_STALLED', `no frame from ${this.settings.src.label} for ${ms} ms`, {
         retryable: true,
         details: { stderr: this.log?.lastLines() ?? [] },
@@ -374,7 +387,8 @@ class IngestSession {
       void terminate(child, this.settings.killGraceMs);
       if (this.settings.src.live) this.retryOrFinish(err, false);
       else this.finish(err);
-    }, ms);
+    };
+    this.stallTimer = setTimeout(check, ms);
   }
 
   /** Cuts complete frames out of the stdout byte stream; each frame gets one buffer of exactly its size. */

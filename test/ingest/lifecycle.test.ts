@@ -69,6 +69,8 @@ describe('ingest: process lifecycle', () => {
     assert.ok(isAlive(pid), 'still alive inside the grace period');
     assert.ok(await waitGone(pid, 3000));
     assert.ok(Date.now() - t0 >= 350);
+    // 'exit' is reported once the pipes close too; the script's last `sleep` may hold them a few ms longer.
+    for (let i = 0; i < 100 && !events.some((e) => e.type === 'exit'); i++) await sleep(20);
     const exit = events.find((e) => e.type === 'exit');
     assert.equal(exit?.type === 'exit' ? exit.signal : undefined, 'SIGKILL');
   });

@@ -1,0 +1,119 @@
+// Ingest benchmark: frames/s of openVideo vs bare `ffmpeg … -f null -` on the same generated 1080p file, same
+// sampling (select filter), same output size and pixel format, run alternately in one process; the ratio
+// openVideo/bare is what to read (target ≥ 0.9). The difference is what ingest adds: showinfo timestamps, the
+// stdout pipe, cutting frames, and delivery through the Observable.
+//   node --import tsx bench/ingest/ingest.bench.ts [--seconds 10] [--repeats 3] [--ffmpeg PATH]
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { lastValueFrom, reduce } from 'rxjs';
+import { binaryVersion, buildScaleFilter, buildSelectFilter, openVideo, resolveFfmpegPath } from '../../src/ingest/index.js';
+import type { FrameSize } from '../../src/ingest/index.js';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : def;
+}
+const SECONDS = Number(arg('seconds', '10'));
+const REPEATS = Number(arg('repeats', '3'));
+const ffmpeg = arg('ffmpeg', '') || resolveFfmpegPath({ env: { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG } }).path;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+interface Config {
+  name: string;
+  fps: number | 'source';
+  size?: FrameSize;
+}
+const CONFIGS: Config[] = [
+  { name: 'fps 1, 112x112 pad (model input)', fps: 1, size: { width: 112, height: 112 } },
+  { name: 'every frame, 112x112 pad', fps: 'source', size: { width: 112, height: 112 } },
+  { name: 'fps 5, 1920x1080 native', fps: 5 },
+  { name: 'every frame, 1920x1080 native', fps: 'source' },
+];
+
+function bareFilter(c: Config): string {
+  const parts: string[] = [];
+  if (c.fps !== 'source') parts.push(buildSelectFilter(c.fps));
+  if (c.size) parts.push(buildScaleFilter(c.size, 'pad'));
+  return parts.length ? parts.join(',') : 'null';
+}
+
+async function bare(file: string, c: Config): Promise<number> {
+  const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', file, '-map', '0:v:0', '-an', '-vf', bareFilter(c), '-vsync', 'passthrough', '-pix_fmt', 'rgb24', '-f', 'null', '-'];
+  const t0 = performance.now();
+  await new Promise<void>((res, rej) => {
+    const p = spawn(ffmpeg, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('close', (code) => (code === 0 ? res() : rej(new Error(err))));
+  });
+  return performance.now() - t0;
+}
+
+/** ffmpeg → stdout pipe → Node, bytes counted and dropped: the floor any pipe-based reader pays. */
+async function rawPipe(file: string, c: Config): Promise<number> {
+  const args = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-i', file, '-map', '0:v:0', '-an', '-vf', bareFilter(c), '-vsync', 'passthrough', '-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1'];
+  const t0 = performance.now();
+  await new Promise<void>((res, rej) => {
+    const p = spawn(ffmpeg, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let bytes = 0;
+    p.stdout.on('data', (b: Buffer) => (bytes += b.length));
+    p.on('close', (code) => (code === 0 && bytes > 0 ? res() : rej(new Error(`exit ${code}`))));
+  });
+  return performance.now() - t0;
+}
+
+async function ours(file: string, c: Config): Promise<{ ms: number; frames: number }> {
+  const t0 = performance.now();
+  const frames = await lastValueFrom(
+    openVideo(file, { ffmpegPath: ffmpeg, fps: c.fps, ...(c.size ? { size: c.size, resize: 'pad' as const } : {}) }).pipe(reduce((n) => n + 1, 0)),
+  );
+  return { ms: performance.now() - t0, frames };
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'winnow-ingest-bench-'));
+  try {
+    const file = join(work, 'bench-1080p.mp4');
+    const gen = spawnSync(ffmpeg, [
+      '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
+      '-f', 'lavfi', '-i', `testsrc2=size=1920x1080:rate=30:duration=${SECONDS}`,
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', file,
+    ]);
+    if (gen.status !== 0) throw new Error(gen.stderr.toString());
+    console.log(`${await binaryVersion(ffmpeg)}`);
+    console.log(`file: ${SECONDS} s of 1920x1080 H.264 at 30 fps; median of ${REPEATS} alternating runs; ${cpus().length} cores, load ${loadavg()[0].toFixed(1)}\n`);
+    console.log('config                              frames   bare ffmpeg fps   raw pipe fps   openVideo fps   ratio (openVideo/bare)');
+    const ratios: number[] = [];
+    for (const c of CONFIGS) {
+      const bareMs: number[] = [];
+      const rawMs: number[] = [];
+      const oursMs: number[] = [];
+      let frames = 0;
+      await ours(file, c); // warm the page cache and the JIT for this config
+      for (let i = 0; i < REPEATS; i++) {
+        bareMs.push(await bare(file, c));
+        rawMs.push(await rawPipe(file, c));
+        const o = await ours(file, c);
+        oursMs.push(o.ms);
+        frames = o.frames;
+      }
+      const bareFps = (frames * 1000) / median(bareMs);
+      const oursFps = (frames * 1000) / median(oursMs);
+      const rawFps = (frames * 1000) / median(rawMs);
+      const ratio = oursFps / bareFps;
+      ratios.push(ratio);
+      console.log(
+        `${c.name.padEnd(35)} ${String(frames).padStart(6)}   ${bareFps.toFixed(1).padStart(15)}   ${rawFps.toFixed(1).padStart(12)}   ${oursFps.toFixed(1).padStart(13)}   ${ratio.toFixed(2)}`,
+      );
+    }
+    console.log(`\nratio per config: ${ratios.map((r) => r.toFixed(2)).join(', ')} (target ≥ 0.9)`);
+    console.log('raw pipe = ffmpeg writing rawvideo to a Node pipe with no framing: the cost of moving the pixels out of ffmpeg.');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
