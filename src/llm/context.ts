@@ -30,9 +30,17 @@ export interface VideoContextOptions {
   maxChunkTokens?: number;
   /**
    * When the video outgrows its budget, the oldest frames are evicted until it fills at most
-   * this fraction of the budget, so that rebuilds stay rare on an endless stream. Default 0.75.
+   * this fraction of the budget, so that rebuilds stay rare on an endless stream. Default 0.6.
    */
   evictToFraction?: number;
+  /**
+   * When the video passes this fraction of its budget, the rebuild for the eviction starts in
+   * the background: the frames that will remain are prefilled into spare buffers a chunk at a
+   * time between appends and questions, which keep using the current cache, and the new cache
+   * replaces it once it has caught up. Reaching the budget itself finishes it at once. 1 turns
+   * the background rebuild off (evict only at the budget). Default 0.9.
+   */
+  rebuildAtFraction?: number;
 }
 
 export interface AskOptions extends SamplingOptions {
@@ -103,6 +111,8 @@ export interface VideoContextStats {
   /** KV bytes allocated (three buffer sets, grown geometrically up to maxContextTokens). */
   kvReservedBytes: number;
   evictedFrames: number;
+  /** A background rebuild for an eviction is under way (the current cache still serves). */
+  rebuilding: boolean;
 }
 
 interface FrameEntry {
@@ -113,6 +123,19 @@ interface FrameEntry {
   visualCount: number;
   tokenCount: number;
   positionCount: number;
+}
+
+/** A cache for the frames that will remain after an eviction, built in the background. */
+interface Rebuild {
+  /** Frames at the head of the list that the new cache leaves out. */
+  drop: number;
+  droppedTokens: number;
+  /** Index in the frame list of the next frame to prefill. */
+  next: number;
+  cache: KvCache;
+  nextPosition: number;
+  logits: Float32Array | null;
+  t0: number;
 }
 
 /** A FIFO lock: appends and questions take turns on the one KV cache. */
@@ -140,6 +163,9 @@ export class VideoContext {
   readonly reserveTokens: number;
   readonly maxChunkTokens: number;
   readonly evictToFraction: number;
+  readonly rebuildAtFraction: number;
+  private rebuild: Rebuild | null = null;
+  private pumping: Promise<void> | null = null;
 
   private readonly lock = new TurnLock();
   private readonly listeners: { [K in keyof VideoContextEvents]: Set<(e: VideoContextEvents[K]) => void> } = { evicted: new Set() };
@@ -172,7 +198,8 @@ export class VideoContext {
     this.maxContextTokens = options.maxContextTokens ?? defaultMax;
     this.reserveTokens = options.reserveTokens ?? 256;
     this.maxChunkTokens = options.maxChunkTokens ?? 256;
-    this.evictToFraction = options.evictToFraction ?? 0.75;
+    this.evictToFraction = options.evictToFraction ?? 0.6;
+    this.rebuildAtFraction = options.rebuildAtFraction ?? 0.9;
     const bad = (name: string, v: number): never => {
       throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${name} is out of range: ${v}`);
     };
@@ -180,8 +207,11 @@ export class VideoContext {
     if (!Number.isInteger(this.reserveTokens) || this.reserveTokens < 1) bad('reserveTokens', this.reserveTokens);
     if (!Number.isInteger(this.maxContextTokens) || this.maxContextTokens <= this.reserveTokens) bad('maxContextTokens', this.maxContextTokens);
     if (!(this.evictToFraction > 0 && this.evictToFraction <= 1)) bad('evictToFraction', this.evictToFraction);
+    if (!(this.rebuildAtFraction >= this.evictToFraction && this.rebuildAtFraction <= 1)) bad('rebuildAtFraction', this.rebuildAtFraction);
     this.cache = runtime.empty();
-    this.sets = [runtime.createBufferSet(), runtime.createBufferSet(), runtime.createBufferSet()];
+    // Video state, background-rebuild state, and two that take turns as run outputs. Buffers
+    // are allocated on first use, so the rebuild's set costs nothing until an eviction nears.
+    this.sets = [runtime.createBufferSet(), runtime.createBufferSet(), runtime.createBufferSet(), runtime.createBufferSet()];
     this.prefixIds = config.bosTokenId === null ? [] : [config.bosTokenId];
     this.chunkIds = new BigInt64Array(this.maxChunkTokens);
     this.chunkPositions = new BigInt64Array(this.maxChunkTokens);
@@ -201,12 +231,14 @@ export class VideoContext {
       kvBytes: this.cache.bytes,
       kvReservedBytes: this.sets.reduce((s, b) => s + b.reservedBytes, 0),
       evictedFrames: this.evictedFrames,
+      rebuilding: this.rebuild !== null,
     };
   }
 
-  /** A buffer set that is neither the video state nor `current` (the run's input). */
+  /** A buffer set that is neither the video state, the rebuild's state, nor `current` (the run's input). */
   private outputSet(current: KvCache): KvBufferSet {
-    for (const set of this.sets) if (set !== this.cache.set && set !== current.set) return set;
+    const shadow = this.rebuild?.cache.set ?? null;
+    for (const set of this.sets) if (set !== this.cache.set && set !== current.set && set !== shadow) return set;
     throw new WinnowError('WINNOW_ERR_INTERNAL', 'no free KV buffer set');
   }
 
@@ -358,10 +390,17 @@ export class VideoContext {
         });
       }
       let evicted: EvictionEvent | null = null;
-      const base = this.cache.length === 0 ? prefixLen : this.videoTokens;
-      if (base + addTokens > this.videoBudgetTokens || (this.cache.length === 0 ? prefixLen : this.nextPosition) + addPositions > this.videoBudgetPositions) {
-        evicted = await this.evict(addTokens, addPositions, signal);
+      const overBudget = (): boolean =>
+        (this.cache.length === 0 ? prefixLen : this.videoTokens) + addTokens > this.videoBudgetTokens ||
+        (this.cache.length === 0 ? prefixLen : this.nextPosition) + addPositions > this.videoBudgetPositions;
+      if (overBudget() && this.rebuild) {
+        // The background rebuild did not catch up in time: finish it now.
+        while (this.rebuild) {
+          const e = await this.rebuildStep(signal, Infinity);
+          if (e) evicted = e;
+        }
       }
+      if (overBudget()) evicted = await this.evict(addTokens, addPositions, signal);
       const first = this.cache.length === 0;
       const r = await this.prefillEntries(this.cache, first ? 0 : this.nextPosition, entries, first, signal);
       this.cache = r.cache;
@@ -373,6 +412,7 @@ export class VideoContext {
         this.videoTokens += e.tokenCount;
         this.visualTokens += e.visualCount;
       }
+      this.maybeStartRebuild();
       return {
         tokens: addTokens,
         visualTokens: entries.reduce((s, e) => s + e.visualCount, 0),
@@ -384,13 +424,8 @@ export class VideoContext {
     }
   }
 
-  /**
-   * Drops the oldest frames until the video plus `incoming` fits evictToFraction of the budget,
-   * then rebuilds the cache from the frames that remain (their positions start again at 0, as in
-   * a fresh context — the model never sees a gap). Runs under the lock.
-   */
-  private async evict(incomingTokens: number, incomingPositions: number, signal: AbortSignal | undefined): Promise<EvictionEvent> {
-    const t0 = performance.now();
+  /** Frames to drop from the head so that the video plus `incoming` fits evictToFraction of the budget. */
+  private planEviction(incomingTokens: number, incomingPositions: number): { drop: number; droppedTokens: number } {
     const prefixLen = this.prefixIds.length;
     const targetTokens = Math.floor(this.videoBudgetTokens * this.evictToFraction);
     const targetPositions = Math.floor(this.videoBudgetPositions * this.evictToFraction);
@@ -407,13 +442,77 @@ export class VideoContext {
       positions -= e.positionCount;
       droppedTokens += e.tokenCount;
     }
-    const remaining = this.frames.slice(drop);
-    const r = await this.prefillEntries(this.runtime.empty(), 0, remaining, true, signal);
-    this.cache = r.cache;
-    this.nextPosition = r.nextPosition;
-    this.lastLogits = r.logits;
+    return { drop, droppedTokens };
+  }
+
+  private maybeStartRebuild(): void {
+    if (this.rebuild || this.rebuildAtFraction >= 1 || this.closed) return;
+    const soft = this.videoTokens > this.videoBudgetTokens * this.rebuildAtFraction || this.nextPosition > this.videoBudgetPositions * this.rebuildAtFraction;
+    if (!soft) return;
+    const { drop, droppedTokens } = this.planEviction(0, 0);
+    if (drop === 0) return;
+    this.rebuild = { drop, droppedTokens, next: drop, cache: this.runtime.empty(), nextPosition: 0, logits: null, t0: performance.now() };
+    this.pumping ??= this.pump().finally(() => {
+      this.pumping = null;
+    });
+  }
+
+  /** Runs the rebuild one step at a time, each under the lock, yielding to appends and questions in between. */
+  private async pump(): Promise<void> {
+    while (this.rebuild && !this.closed) {
+      await new Promise<void>((r) => setImmediate(r));
+      const release = await this.lock.acquire();
+      try {
+        if (this.rebuild && !this.closed) await this.rebuildStep(undefined, this.maxChunkTokens);
+      } catch {
+        // The current cache is still valid; an append that reaches the budget evicts synchronously
+        // and reports whatever goes wrong then.
+        this.rebuild = null;
+      } finally {
+        release();
+      }
+    }
+  }
+
+  /** Prefills the next frames (about `maxTokens`) of the rebuild; swaps it in when it has caught up. Under the lock. */
+  private async rebuildStep(signal: AbortSignal | undefined, maxTokens: number): Promise<EvictionEvent | null> {
+    const rb = this.rebuild as Rebuild;
+    const first = rb.cache.length === 0;
+    const batch: FrameEntry[] = [];
+    let tokens = 0;
+    while (rb.next + batch.length < this.frames.length && (batch.length === 0 || tokens + this.frames[rb.next + batch.length].tokenCount <= maxTokens)) {
+      const e = this.frames[rb.next + batch.length];
+      batch.push(e);
+      tokens += e.tokenCount;
+    }
+    if (first || batch.length > 0) {
+      const r = await this.prefillEntries(rb.cache, first ? 0 : rb.nextPosition, batch, first, signal);
+      rb.cache = r.cache;
+      rb.nextPosition = r.nextPosition;
+      rb.logits = r.logits ?? rb.logits;
+      rb.next += batch.length;
+    }
+    if (rb.next < this.frames.length) return null;
+    // Caught up: the rebuilt cache holds exactly the frames after `drop`.
+    this.rebuild = null;
+    const remaining = this.frames.slice(rb.drop);
+    return this.commitEviction(rb.cache, rb.nextPosition, rb.logits, remaining, rb.drop, rb.droppedTokens, rb.t0);
+  }
+
+  private commitEviction(
+    cache: KvCache,
+    nextPosition: number,
+    logits: Float32Array | null,
+    remaining: FrameEntry[],
+    drop: number,
+    droppedTokens: number,
+    t0: number,
+  ): EvictionEvent {
+    this.cache = cache;
+    this.nextPosition = nextPosition;
+    this.lastLogits = logits;
     this.frames = remaining;
-    this.videoTokens = prefixLen + tokens;
+    this.videoTokens = this.prefixIds.length + remaining.reduce((s, e) => s + e.tokenCount, 0);
     this.visualTokens = remaining.reduce((s, e) => s + e.visualCount, 0);
     this.evictedFrames += drop;
     const event: EvictionEvent = {
@@ -426,6 +525,24 @@ export class VideoContext {
     };
     for (const l of this.listeners.evicted) l(event);
     return event;
+  }
+
+  /** Resolves when no background rebuild is pending (tests, benchmarks, orderly shutdown). */
+  async idle(): Promise<void> {
+    while (this.pumping) await this.pumping;
+  }
+
+  /**
+   * Drops the oldest frames until the video plus `incoming` fits evictToFraction of the budget,
+   * then rebuilds the cache from the frames that remain (their positions start again at 0, as in
+   * a fresh context — the model never sees a gap). Runs under the lock.
+   */
+  private async evict(incomingTokens: number, incomingPositions: number, signal: AbortSignal | undefined): Promise<EvictionEvent> {
+    const t0 = performance.now();
+    const { drop, droppedTokens } = this.planEviction(incomingTokens, incomingPositions);
+    const remaining = this.frames.slice(drop);
+    const r = await this.prefillEntries(this.runtime.empty(), 0, remaining, true, signal);
+    return this.commitEviction(r.cache, r.nextPosition, r.logits, remaining, drop, droppedTokens, t0);
   }
 
   /** Answers `question` about the video so far; the video state is unchanged afterwards. */
@@ -557,6 +674,7 @@ export class VideoContext {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.rebuild = null;
     const release = await this.lock.acquire();
     try {
       this.cache = this.runtime.empty();

@@ -152,9 +152,10 @@ test('default model: eviction on a long stream keeps memory flat and still answe
   for (let i = 0; i < n; i++) {
     await ctx.appendFrame(syntheticFrame(i * 1000, 5 + (i % 11), D, i));
     maxKv = Math.max(maxKv, ctx.stats.kvBytes);
-    assert.ok(ctx.stats.kvReservedBytes <= 3 * ctx.maxContextTokens * lm.runtime.kvBytesPerToken);
+    assert.ok(ctx.stats.kvReservedBytes <= 4 * ctx.maxContextTokens * lm.runtime.kvBytesPerToken);
     if (i === 200) rssWarm = process.memoryUsage().rss;
   }
+  await ctx.idle();
   const rssEnd = process.memoryUsage().rss;
   assert.ok(events.length >= 3, `${events.length} evictions`);
   assert.ok(ctx.stats.tokens <= 1100);
