@@ -1,0 +1,80 @@
+// `winnow ask` end to end on rendered scenes: real ffmpeg decoding, the default model's vision
+// encoder, pruning and the language model; the library form (runAsk) and the CLI process.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeDataset } from '../../src/synth/index.js';
+import { runAsk, packageRoot, type AskAnswer } from '../../src/cli/commands/ask.js';
+
+const root = packageRoot();
+const MODEL = join(root, 'models', 'winnow-tiny');
+const skip = existsSync(join(MODEL, 'onnx', 'decoder_model_merged.onnx')) ? false : 'models/winnow-tiny is not installed';
+let dir: string;
+let still: string;
+let video: string;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'winnow-ask-'));
+  const { files } = await writeDataset({ outDir: dir, seed: 5, stills: 1, videos: 1, durationS: 6, ffmpegPath: 'ffmpeg' });
+  still = files.find((f) => f.endsWith('.png'))!;
+  video = files.find((f) => f.endsWith('.mp4'))!;
+});
+
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const KEYS = ['question', 'answer', 'keptTokens', 'totalTokens', 'frames', 'ttftMs', 'prefillMs'];
+
+test('runAsk on a video: every frame reaches the context, each question answered from it', { skip }, async () => {
+  const notes: string[] = [];
+  const deltas: string[] = [];
+  const answers = await runAsk(video, ['how many circles appeared?', 'did a red square appear?'], { fps: 1, strategy: 'none' }, {
+    log: (l) => notes.push(l),
+    onText: (d) => deltas.push(d),
+  });
+  assert.equal(answers.length, 2);
+  for (const a of answers) {
+    for (const k of KEYS) assert.ok(k in a, k);
+    assert.equal(a.frames, 6);
+    // Videos are pooled to 7×7 before pruning; strategy none keeps them all.
+    assert.equal(a.totalTokens, 6 * 49);
+    assert.equal(a.keptTokens, a.totalTokens);
+    assert.ok(a.ttftMs > 0 && a.prefillMs > 0);
+    assert.equal(typeof a.answer, 'string');
+  }
+  assert.equal(deltas.join('').replace(/\s+/g, ''), answers.map((a) => a.answer).join('').replace(/\s+/g, ''));
+});
+
+test('runAsk on a still image keeps the full 14×14 grid; pruning lowers keptTokens', { skip }, async () => {
+  const [all] = await runAsk(still, ['what color is the square?'], { fps: 1, strategy: 'none' }, { log: () => undefined });
+  assert.equal(all.frames, 1);
+  assert.equal(all.totalTokens, 196);
+  assert.equal(all.keptTokens, 196);
+  const [pooled] = await runAsk(still, ['what color is the square?'], { fps: 1, strategy: 'pool', ratio: 0.25 }, { log: () => undefined });
+  assert.equal(pooled.totalTokens, 196);
+  assert.equal(pooled.keptTokens, 49);
+});
+
+test('winnow ask --json prints one JSON line per question; errors exit non-zero with a code', { skip }, () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(root, 'src', 'cli', 'index.ts'), 'ask', ...args], { encoding: 'utf8', cwd: tmpdir() });
+  const r = cli(still, 'how many circles are there?', 'is there a red circle?', '--json', '--strategy', 'none');
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines.length, 2);
+  const parsed = lines.map((l) => JSON.parse(l) as AskAnswer);
+  assert.deepEqual(parsed.map((p) => p.question), ['how many circles are there?', 'is there a red circle?']);
+  for (const p of parsed) for (const k of KEYS) assert.ok(k in p, k);
+  // Plain output: one answer per line, run from another cwd (the default model resolves from the package).
+  const plain = cli(still, 'how many circles are there?', '--strategy', 'none');
+  assert.equal(plain.status, 0, plain.stderr);
+  assert.equal(plain.stdout.trim(), parsed[0].answer);
+  const bad = cli(still, 'what?', '--model', join(dir, 'no-such-model'));
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /WINNOW_ERR_MODEL_MISSING_FILE/);
+});
