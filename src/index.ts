@@ -2,6 +2,24 @@
 export { WinnowError, isWinnowError } from './errors.js';
 export type { WinnowErrorCode, WinnowErrorOptions } from './errors.js';
 export type { Frame } from './ingest/types.js';
+export { openVideo, probe, resolveFfmpeg, resolveFfmpegPath, resolveFfprobePath, binaryVersion, buildScaleFilter, buildSelectFilter, DEFAULT_PAD_COLOR } from './ingest/index.js';
+export type {
+  FrameSize,
+  DeviceSource,
+  VideoSource,
+  ResizeMode,
+  OverflowPolicy,
+  ReconnectOptions,
+  FfmpegEnv,
+  FfmpegLocateOptions,
+  OpenVideoOptions,
+  IngestEvent,
+  ProbeResult,
+  ProbeOptions,
+  BinarySource,
+  ResolvedBinary,
+  ResolvedFfmpeg,
+} from './ingest/index.js';
 export {
   Pruner,
   prune,

@@ -9,6 +9,9 @@ import { terminate } from './process.js';
 import { normalizeSource, type NormalizedSource } from './source.js';
 import type { Frame, IngestEvent, OpenVideoOptions, OverflowPolicy, VideoSource } from './types.js';
 
+/** stdout bytes allowed to wait for their frame's showinfo line (normally they wait for at most one pipe buffer). */
+const MAX_UNFRAMED_BYTES = 256 * 1024 * 1024;
+
 const DEFAULTS = {
   fps: 1,
   maxQueuedFrames: 2,
@@ -146,6 +149,8 @@ class IngestSession {
   private readonly metas: FrameMeta[] = [];
   private readonly chunks: Buffer[] = [];
   private chunkOffset = 0;
+  /** Bytes in `chunks` not yet copied into a frame. */
+  private pendingBytes = 0;
   private current: { meta: FrameMeta; data: Buffer; filled: number } | undefined;
 
   // Delivery.
@@ -245,6 +250,7 @@ class IngestSession {
     this.metas.length = 0;
     this.chunks.length = 0;
     this.chunkOffset = 0;
+    this.pendingBytes = 0;
     this.current = undefined;
     this.emittedThisSession = 0;
     this.paused = false;
@@ -282,8 +288,16 @@ class IngestSession {
     child.stdout!.on('data', (b: Buffer) => {
       if (this.child !== child) return;
       this.chunks.push(b);
+      this.pendingBytes += b.length;
       this.lastActivityMs = performance.now();
       this.drainBytes();
+      // showinfo's line for a frame is written before its pixels, so bytes wait for metadata only briefly.
+      // Pixels piling up without metadata mean this ffmpeg logs in a format we do not parse: fail, don't grow.
+      if (this.pendingBytes > MAX_UNFRAMED_BYTES && this.child === child) {
+        this.fail(new WinnowError('WINNOW_ERR_INTERNAL', 'ffmpeg produced pixels without per-frame showinfo lines (unsupported ffmpeg log format)', {
+          details: { stderr: log.lastLines() },
+        }));
+      }
     });
     child.stdout!.on('error', () => {
       // EPIPE/ECONNRESET while stopping; the exit handler reports real failures.
@@ -405,6 +419,7 @@ class IngestSession {
       chunk.copy(cur.data, cur.filled, this.chunkOffset, this.chunkOffset + n);
       cur.filled += n;
       this.chunkOffset += n;
+      this.pendingBytes -= n;
       if (this.chunkOffset === chunk.length) {
         this.chunks.shift();
         this.chunkOffset = 0;

@@ -27,7 +27,7 @@ describe('ingest: backpressure and overflow policies', () => {
   });
   after(() => wd.cleanup());
 
-  it('pause-source: a slow async consumer with ack$ keeps memory within a few frames, loses nothing', async () => {
+  it('pause-source: a slow async consumer with ack$ keeps memory within a few frames, loses nothing', async (t) => {
     const base = external();
     let peak = 0;
     const ack$ = new Subject<void>();
@@ -46,12 +46,13 @@ describe('ingest: backpressure and overflow policies', () => {
       ),
     );
     assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => i), 'in order, nothing dropped');
+    t.diagnostic(`peak growth ${(peak / FRAME_BYTES).toFixed(1)} frames`);
     // Queue (2) + in flight (1) + the frame being cut + pipe/stream buffers: well under 10 frames.
     assert.ok(peak < 10 * FRAME_BYTES, `peak ${(peak / 1e6).toFixed(1)} MB`);
     for (const pid of spawnedPids(events)) assert.ok(await waitGone(pid));
   });
 
-  it('pause-source: a slow synchronous consumer needs no ack$ and stays bounded too', async () => {
+  it('pause-source: a slow synchronous consumer needs no ack$ and stays bounded too', async (t) => {
     const base = external();
     let peak = 0;
     let n = 0;
@@ -65,10 +66,11 @@ describe('ingest: backpressure and overflow policies', () => {
         take(40),
       ),
     );
+    t.diagnostic(`peak growth ${(peak / FRAME_BYTES).toFixed(1)} frames`);
     assert.ok(peak < 10 * FRAME_BYTES, `peak ${(peak / 1e6).toFixed(1)} MB`);
   });
 
-  it('control: the same async consumer WITHOUT ack$ lets concatMap buffer the stream (why ack$ exists)', async () => {
+  it('control: the same async consumer WITHOUT ack$ lets concatMap buffer the stream (why ack$ exists)', async (t) => {
     const base = external();
     let peak = 0;
     await lastValueFrom(
@@ -81,6 +83,7 @@ describe('ingest: backpressure and overflow policies', () => {
         take(30),
       ),
     );
+    t.diagnostic(`peak growth ${(peak / FRAME_BYTES).toFixed(1)} frames`);
     assert.ok(peak > 20 * FRAME_BYTES, `peak ${(peak / 1e6).toFixed(1)} MB`);
   });
 
