@@ -64,3 +64,20 @@ export type {
   EncodeBatchStats,
   RgbImage,
 } from './encode/index.js';
+export { LanguageModel, VideoContext, TextTokenizer, IncrementalDetokenizer, StopStringMatcher, TokenSampler, formatFrameMarker } from './llm/index.js';
+export type {
+  LanguageModelLoadOptions,
+  VisualFrame,
+  VideoContextOptions,
+  VideoContextEvents,
+  VideoContextStats,
+  AskOptions,
+  AnswerResult,
+  AppendResult,
+  EvictionEvent,
+  StopReason,
+  SamplingOptions,
+  ChatMessage,
+  LanguageModelConfig,
+  VisualPositionScheme,
+} from './llm/index.js';
