@@ -85,121 +85,173 @@ function unitInterval(name: string) {
   };
 }
 
+export interface AskIo {
+  log: (line: string) => void;
+  onAnswer?: (a: AskAnswer) => void;
+  onText?: (delta: string) => void;
+  signal?: AbortSignal;
+  progress?: boolean;
+}
+
+type ModelFolderT = import('../../encode/model-folder.js').ModelFolder;
+type LanguageModelT = import('../../llm/model.js').LanguageModel;
+type PrunerT = import('../../prune/pruner.js').Pruner;
+
 /**
- * Runs the whole pipeline for one source and answers `questions`. The library form of
- * `winnow ask` (tests and tools call it directly); `log` gets human-readable notes.
+ * The `winnow ask` pipeline with its model, language model and pruner loaded once, so that many
+ * sources can be asked about (evaluations, tools) without reloading. Each `run` gets a fresh
+ * video context and fresh temporal-pruning state.
  */
-export async function runAsk(
-  source: string,
-  questions: readonly string[],
-  opts: AskCommandOptions,
-  io: { log: (line: string) => void; onAnswer?: (a: AskAnswer) => void; onText?: (delta: string) => void; signal?: AbortSignal; progress?: boolean },
-): Promise<AskAnswer[]> {
-  const { signal } = io;
-  const root = packageRoot();
-  const modelDir = opts.model ? resolve(opts.model) : join(root, DEFAULT_MODEL_DIR);
-  let codebook = opts.codebook ? resolve(opts.codebook) : undefined;
-  let strategy = opts.strategy;
-  const { Pruner } = await import('../../prune/pruner.js');
-  const { CODEBOOK_STRATEGIES } = await import('../../prune/types.js');
-  if (!codebook && !opts.model) {
-    const def = join(root, DEFAULT_CODEBOOK);
-    if (existsSync(def)) codebook = def;
-    else if (strategy === undefined || CODEBOOK_STRATEGIES.has(strategy as never)) {
-      if (strategy !== undefined) {
-        throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `strategy ${strategy} needs a codebook and ${DEFAULT_CODEBOOK} is not installed; pass --codebook`);
+export class AskPipeline {
+  private closed = false;
+
+  private constructor(
+    readonly folder: ModelFolderT,
+    readonly lm: LanguageModelT,
+    readonly pruner: PrunerT,
+    readonly opts: AskCommandOptions,
+  ) {}
+
+  static async load(opts: AskCommandOptions, io: Pick<AskIo, 'log' | 'signal'>): Promise<AskPipeline> {
+    const { signal } = io;
+    const root = packageRoot();
+    const modelDir = opts.model ? resolve(opts.model) : join(root, DEFAULT_MODEL_DIR);
+    let codebook = opts.codebook ? resolve(opts.codebook) : undefined;
+    let strategy = opts.strategy;
+    const { Pruner } = await import('../../prune/pruner.js');
+    const { CODEBOOK_STRATEGIES } = await import('../../prune/types.js');
+    if (!codebook && !opts.model) {
+      const def = join(root, DEFAULT_CODEBOOK);
+      if (existsSync(def)) codebook = def;
+      else if (strategy === undefined || CODEBOOK_STRATEGIES.has(strategy as never)) {
+        if (strategy !== undefined) {
+          throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `strategy ${strategy} needs a codebook and ${DEFAULT_CODEBOOK} is not installed; pass --codebook`);
+        }
+        io.log(`note: ${DEFAULT_CODEBOOK} is not installed; running without pruning (strategy none)`);
+        strategy = 'none';
       }
-      io.log(`note: ${DEFAULT_CODEBOOK} is not installed; running without pruning (strategy none)`);
-      strategy = 'none';
+    }
+    if (!codebook && strategy === undefined) strategy = 'none';
+    const { ModelFolder } = await import('../../encode/model-folder.js');
+    const { LanguageModel } = await import('../../llm/model.js');
+    const folder = await ModelFolder.load(modelDir, { signal, executionProvider: 'cpu', ...(opts.threads ? { intraOpThreads: opts.threads } : {}) });
+    let lm: LanguageModelT | undefined;
+    try {
+      lm = await LanguageModel.fromModelFolder(folder, { signal });
+      const pruner = await Pruner.load({
+        codebook,
+        strategy: strategy as never,
+        tau: opts.tau,
+        ratio: opts.ratio,
+        temporal: opts.temporal !== undefined ? { tau: opts.temporal } : undefined,
+        signal,
+      });
+      return new AskPipeline(folder, lm, pruner, opts);
+    } catch (e) {
+      await lm?.close();
+      await folder.close();
+      throw e;
     }
   }
-  if (!codebook && strategy === undefined) strategy = 'none';
 
-  const { ModelFolder } = await import('../../encode/model-folder.js');
-  const { encode } = await import('../../encode/encode.js');
-  const { prune } = await import('../../prune/pruner.js');
-  const { LanguageModel } = await import('../../llm/model.js');
-  const ingest = await import('../../ingest/index.js');
-  const rx = await import('rxjs');
-
-  const folder = await ModelFolder.load(modelDir, { signal, executionProvider: 'cpu', ...(opts.threads ? { intraOpThreads: opts.threads } : {}) });
-  const closers: (() => Promise<void>)[] = [() => folder.close()];
-  try {
-    const lm = await LanguageModel.fromModelFolder(folder, { signal });
-    closers.unshift(() => lm.close());
-    const pruner = await Pruner.load({
-      codebook,
-      strategy: strategy as never,
-      tau: opts.tau,
-      ratio: opts.ratio,
-      temporal: opts.temporal !== undefined ? { tau: opts.temporal } : undefined,
-      signal,
-    });
-    closers.unshift(() => pruner.close());
-    const ctx = lm.createContext(opts.maxContextTokens ? { maxContextTokens: opts.maxContextTokens } : {});
-    closers.unshift(() => ctx.close());
-    ctx.on('evicted', (e) => io.log(`note: context full, evicted ${e.frames} oldest frames (${e.tokens} tokens); oldest kept t=${Math.floor((e.oldestPtsMs ?? 0) / 1000)}s`));
-
-    const probe = await ingest.probe(source, { signal }).catch(() => null);
-    const isStill = probe?.isStill ?? false;
-    const pre = folder.preprocess;
-    const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
-    const expectedFrames = probe?.durationMs ? Math.max(1, Math.floor((probe.durationMs / 1000) * opts.fps)) : isStill ? 1 : 0;
-    const bar = io.progress ? await makeBar(expectedFrames) : null;
-
-    let frames = 0;
-    let keptTokens = 0;
-    let totalTokens = 0;
-    let prefillMs = 0;
-    // In-context accounting per frame, so that evicted frames leave the totals.
-    const window: { kept: number; total: number }[] = [];
-    ctx.on('evicted', (e) => window.splice(0, e.frames));
-    const ack$ = new rx.Subject<void>();
-    const frames$ = ingest
-      .openVideo(source, { fps: opts.fps, ...(size ? { size, resize: 'pad' as const } : {}), ack$, maxInFlightFrames: 8, signal })
-      .pipe(
-        encode(folder, { video: !isStill, signal }),
-        prune(pruner, { signal }),
-        rx.concatMap(async (pf) => {
-          const r = await ctx.appendFrame(pf, { signal });
-          prefillMs += r.prefillMs;
-          frames++;
-          window.push({ kept: pf.kept.length, total: pf.gridH * pf.gridW });
-          bar?.update(frames, { kept: pf.kept.length, total: pf.gridH * pf.gridW });
-          ack$.next();
-          return frames;
-        }),
-      );
+  /** Decodes, encodes, prunes and appends every sampled frame of `source`, then answers `questions`. */
+  async run(source: string, questions: readonly string[], io: AskIo): Promise<AskAnswer[]> {
+    if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'the ask pipeline is closed');
+    const { signal } = io;
+    const { opts, folder, pruner } = this;
+    const { encode } = await import('../../encode/encode.js');
+    const { prune } = await import('../../prune/pruner.js');
+    const ingest = await import('../../ingest/index.js');
+    const rx = await import('rxjs');
+    pruner.resetSource();
+    const ctx = this.lm.createContext(opts.maxContextTokens ? { maxContextTokens: opts.maxContextTokens } : {});
     try {
-      await rx.lastValueFrom(frames$, { defaultValue: 0 });
+      // In-context accounting per frame, so that evicted frames leave the totals.
+      const window: { kept: number; total: number }[] = [];
+      ctx.on('evicted', (e) => {
+        window.splice(0, e.frames);
+        io.log(`note: context full, evicted ${e.frames} oldest frames (${e.tokens} tokens); oldest kept t=${Math.floor((e.oldestPtsMs ?? 0) / 1000)}s`);
+      });
+      const probe = await ingest.probe(source, { signal }).catch(() => null);
+      const isStill = probe?.isStill ?? false;
+      const pre = folder.preprocess;
+      // Let ffmpeg do the model's fit-and-pad resize (the same filter the training data went through).
+      const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
+      const expectedFrames = probe?.durationMs ? Math.max(1, Math.floor((probe.durationMs / 1000) * opts.fps)) : isStill ? 1 : 0;
+      const bar = io.progress ? await makeBar(expectedFrames) : null;
+      let frames = 0;
+      let prefillMs = 0;
+      const ack$ = new rx.Subject<void>();
+      const frames$ = ingest
+        .openVideo(source, { fps: opts.fps, ...(size ? { size, resize: 'pad' as const } : {}), ack$, maxInFlightFrames: 8, signal })
+        .pipe(
+          encode(folder, { video: !isStill, signal }),
+          prune(pruner, { signal }),
+          rx.concatMap(async (pf) => {
+            const r = await ctx.appendFrame(pf, { signal });
+            prefillMs += r.prefillMs;
+            frames++;
+            window.push({ kept: pf.kept.length, total: pf.gridH * pf.gridW });
+            bar?.update(frames, { kept: pf.kept.length, total: pf.gridH * pf.gridW });
+            ack$.next();
+            return frames;
+          }),
+        );
+      try {
+        await rx.lastValueFrom(frames$, { defaultValue: 0 });
+      } finally {
+        bar?.stop();
+      }
+      if (frames === 0) throw new WinnowError('WINNOW_ERR_NOT_A_VIDEO', `no frame could be read from ${source}`);
+      let keptTokens = 0;
+      let totalTokens = 0;
+      for (const w of window) {
+        keptTokens += w.kept;
+        totalTokens += w.total;
+      }
+      const answers: AskAnswer[] = [];
+      for (const question of questions) {
+        const r = await ctx.ask(question, { signal, maxNewTokens: opts.maxNewTokens, onText: io.onText });
+        const a: AskAnswer = {
+          question,
+          answer: r.text.trim(),
+          keptTokens,
+          totalTokens,
+          frames,
+          ttftMs: Math.round(r.ttftMs * 10) / 10,
+          prefillMs: Math.round(prefillMs * 10) / 10,
+          questionPrefillMs: Math.round(r.prefillMs * 10) / 10,
+          evictedFrames: ctx.stats.evictedFrames,
+        };
+        answers.push(a);
+        io.onAnswer?.(a);
+      }
+      return answers;
     } finally {
-      bar?.stop();
+      await ctx.close();
     }
-    if (frames === 0) throw new WinnowError('WINNOW_ERR_NOT_A_VIDEO', `no frame could be read from ${source}`);
-    for (const w of window) {
-      keptTokens += w.kept;
-      totalTokens += w.total;
-    }
-    const answers: AskAnswer[] = [];
-    for (const question of questions) {
-      const r = await ctx.ask(question, { signal, maxNewTokens: opts.maxNewTokens, onText: io.onText });
-      const a: AskAnswer = {
-        question,
-        answer: r.text.trim(),
-        keptTokens,
-        totalTokens,
-        frames,
-        ttftMs: Math.round(r.ttftMs * 10) / 10,
-        prefillMs: Math.round(prefillMs * 10) / 10,
-        questionPrefillMs: Math.round(r.prefillMs * 10) / 10,
-        evictedFrames: ctx.stats.evictedFrames,
-      };
-      answers.push(a);
-      io.onAnswer?.(a);
-    }
-    return answers;
+  }
+
+  /** Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pruner.close().catch(() => undefined);
+    await this.lm.close().catch(() => undefined);
+    await this.folder.close();
+  }
+}
+
+/**
+ * Runs the whole pipeline for one source and answers `questions`: the library form of
+ * `winnow ask`; `io.log` gets human-readable notes.
+ */
+export async function runAsk(source: string, questions: readonly string[], opts: AskCommandOptions, io: AskIo): Promise<AskAnswer[]> {
+  const pipeline = await AskPipeline.load(opts, io);
+  try {
+    return await pipeline.run(source, questions, io);
   } finally {
-    for (const c of closers) await c().catch(() => undefined);
+    await pipeline.close();
   }
 }
 
