@@ -1,0 +1,289 @@
+"""Exports winnow-tiny in the transformers.js / onnx-community folder layout and writes its model card."""
+import hashlib
+import json
+import math
+import os
+import subprocess
+
+import torch
+import torch.nn as nn
+
+from model import LmConfig, VitConfig
+from tok import Tokenizer, tokenizer_config
+
+NEG = -1e9
+OPSET = 14
+
+
+class VisionExport(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, pixel_values):
+        feats, layer = self.m.image_features(pixel_values)
+        return feats, self.m.cls_similarity(layer)
+
+
+class EmbedExport(nn.Module):
+    def __init__(self, lm):
+        super().__init__()
+        self.embed = lm.embed
+
+    def forward(self, input_ids):
+        return self.embed(input_ids)
+
+
+class DecoderExport(nn.Module):
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, inputs_embeds, attention_mask, position_ids, *past):
+        B = inputs_embeds.shape[0]
+        S = inputs_embeds.shape[1]
+        past_len = past[0].shape[2]
+        T = attention_mask.shape[1]
+        i = torch.arange(S).view(S, 1) + past_len
+        j = torch.arange(T).view(1, T)
+        allowed = (j <= i).view(1, 1, S, T) & (attention_mask.view(B, 1, 1, T) > 0)
+        mask_add = torch.where(allowed, torch.zeros(()), torch.full((), NEG))
+        pairs = [(past[2 * k], past[2 * k + 1]) for k in range(len(past) // 2)]
+        logits, presents = self.lm(inputs_embeds, position_ids, mask_add, pairs)
+        out = [logits]
+        for k, v in presents:
+            out += [k, v]
+        return tuple(out)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def reference_pixels(b=1):
+    """A pattern the TypeScript test recomputes: v = 0.9*sin(0.07*x + 0.13*y + 1.7*c + 0.5*b)."""
+    H = W = VitConfig.image_size
+    y = torch.arange(H, dtype=torch.float64).view(1, 1, H, 1)
+    x = torch.arange(W, dtype=torch.float64).view(1, 1, 1, W)
+    c = torch.arange(3, dtype=torch.float64).view(1, 3, 1, 1)
+    bb = torch.arange(b, dtype=torch.float64).view(b, 1, 1, 1)
+    return (0.9 * torch.sin(0.07 * x + 0.13 * y + 1.7 * c + 0.5 * bb)).float()
+
+
+def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=None, eval_meta=None):
+    model.eval()
+    onnx_dir = os.path.join(out_dir, "onnx")
+    os.makedirs(onnx_dir, exist_ok=True)
+    c = LmConfig
+    L = c.num_layers
+    # ---- vision encoder
+    px = reference_pixels(2)
+    torch.onnx.export(
+        VisionExport(model), (px,), os.path.join(onnx_dir, "vision_encoder.onnx"),
+        input_names=["pixel_values"], output_names=["image_features", "cls_similarity"],
+        dynamic_axes={"pixel_values": {0: "batch_size"}, "image_features": {0: "batch_size"}, "cls_similarity": {0: "batch_size"}},
+        opset_version=OPSET, do_constant_folding=True,
+    )
+    # ---- embed tokens
+    ids = torch.tensor([[tok.bos] + tok.encode("t=0s")])
+    torch.onnx.export(
+        EmbedExport(model.lm), (ids,), os.path.join(onnx_dir, "embed_tokens.onnx"),
+        input_names=["input_ids"], output_names=["inputs_embeds"],
+        dynamic_axes={"input_ids": {0: "batch_size", 1: "sequence_length"}, "inputs_embeds": {0: "batch_size", 1: "sequence_length"}},
+        opset_version=OPSET, do_constant_folding=True,
+    )
+    # ---- decoder (traced with a non-empty past so the cache path is kept)
+    B, S, P = 1, 3, 2
+    emb = torch.randn(B, S, c.hidden_size)
+    past = []
+    for _ in range(L):
+        past += [torch.randn(B, c.num_kv_heads, P, c.head_dim), torch.randn(B, c.num_kv_heads, P, c.head_dim)]
+    am = torch.ones(B, P + S, dtype=torch.long)
+    pos = torch.tensor([[2, 3, 4]])
+    in_names = ["inputs_embeds", "attention_mask", "position_ids"]
+    out_names = ["logits"]
+    dyn = {
+        "inputs_embeds": {0: "batch_size", 1: "sequence_length"},
+        "attention_mask": {0: "batch_size", 1: "total_sequence_length"},
+        "position_ids": {0: "batch_size", 1: "sequence_length"},
+        "logits": {0: "batch_size", 1: "sequence_length"},
+    }
+    for i in range(L):
+        for kv in ("key", "value"):
+            in_names.append(f"past_key_values.{i}.{kv}")
+            out_names.append(f"present.{i}.{kv}")
+            dyn[f"past_key_values.{i}.{kv}"] = {0: "batch_size", 2: "past_sequence_length"}
+            dyn[f"present.{i}.{kv}"] = {0: "batch_size", 2: "total_sequence_length"}
+    torch.onnx.export(
+        DecoderExport(model.lm), (emb, am, pos, *past), os.path.join(onnx_dir, "decoder_model_merged.onnx"),
+        input_names=in_names, output_names=out_names, dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True,
+    )
+    # ---- configs
+    vocab = len(tok.vocab)
+    config = {
+        "architectures": ["LlavaForConditionalGeneration"],
+        "model_type": "llava",
+        "name": "winnow-tiny",
+        "image_token_index": tok.image,
+        "image_seq_length": (VitConfig.image_size // VitConfig.patch_size) ** 2,
+        "vision_feature_layer": VitConfig.feature_layer,
+        "vision_feature_select_strategy": "default",
+        "projector_hidden_act": "gelu",
+        "text_config": {
+            "model_type": "llama",
+            "hidden_size": c.hidden_size,
+            "intermediate_size": c.mlp_size,
+            "num_hidden_layers": c.num_layers,
+            "num_attention_heads": c.num_heads,
+            "num_key_value_heads": c.num_kv_heads,
+            "head_dim": c.head_dim,
+            "vocab_size": vocab,
+            "rope_theta": c.rope_theta,
+            "rms_norm_eps": c.rms_eps,
+            "max_position_embeddings": 16384,
+            "hidden_act": "silu",
+            "bos_token_id": tok.bos,
+            "eos_token_id": tok.eos,
+            "pad_token_id": tok.pad,
+        },
+        "vision_config": {
+            "model_type": "vit",
+            "image_size": VitConfig.image_size,
+            "patch_size": VitConfig.patch_size,
+            "hidden_size": VitConfig.hidden_size,
+            "num_hidden_layers": VitConfig.num_layers,
+            "num_attention_heads": VitConfig.num_heads,
+            "intermediate_size": VitConfig.mlp_size,
+            "num_channels": 3,
+        },
+        "bos_token_id": tok.bos,
+        "eos_token_id": tok.eos,
+        "pad_token_id": tok.pad,
+        "winnow": {
+            "visual_position_scheme": "frame-shared",
+            "frame_marker": "t={s}s",
+            "video_pooling": {"stride": 2, "mode": "avg"},
+            "caption_prompt": "describe the picture.",
+            "prompt_layout": "<bos>, then per frame: frame_marker text + one <image> per kept visual token (all at one shared position), then the chat template of the question with add_generation_prompt",
+            "grid": [VitConfig.image_size // VitConfig.patch_size, VitConfig.image_size // VitConfig.patch_size],
+        },
+    }
+    pre = {
+        "image_processor_type": "CLIPImageProcessor",
+        "do_resize": True,
+        "size": {"height": VitConfig.image_size, "width": VitConfig.image_size},
+        "resample": 3,
+        "do_pad": True,
+        "pad_mode": "fit",
+        "do_center_crop": False,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "do_convert_rgb": True,
+    }
+    gen = {"bos_token_id": tok.bos, "eos_token_id": tok.eos, "pad_token_id": tok.pad, "max_new_tokens": 24, "do_sample": False}
+    w = lambda name, obj: json.dump(obj, open(os.path.join(out_dir, name), "w"), indent=2)
+    w("config.json", config)
+    w("preprocessor_config.json", pre)
+    w("generation_config.json", gen)
+    w("tokenizer.json", tok.hf_json())
+    w("tokenizer_config.json", tokenizer_config())
+    # ---- reference outputs (PyTorch), checked by test/model against onnxruntime-node
+    with torch.no_grad():
+        feats, layer = model.image_features(reference_pixels(1))
+        cls_sim = model.cls_similarity(layer)
+        prompt = [tok.bos] + tok.marker(0) + tok.question("what color is the circle?")
+        pids = torch.tensor([prompt])
+        pos = torch.arange(len(prompt)).view(1, -1)
+        S = len(prompt)
+        causal = torch.ones(S, S).tril().bool()
+        mask = torch.zeros(1, 1, S, S).masked_fill(~causal.view(1, 1, S, S), NEG)
+        logits, _ = model.lm(model.lm.embed(pids), pos, mask)
+    feat_probe = [[0, 0], [0, 5], [17, 3], [100, 64], [195, 127]]
+    ref = {
+        "pixel_pattern": "v[b,c,y,x] = 0.9*sin(0.07*x + 0.13*y + 1.7*c + 0.5*b), float32, batch 1",
+        "image_features": [{"token": t, "dim": d, "value": float(feats[0, t, d])} for t, d in feat_probe],
+        "cls_similarity": [{"token": t, "value": float(cls_sim[0, t])} for t in (0, 50, 195)],
+        "prompt_ids": prompt,
+        "position_ids": list(range(len(prompt))),
+        "logits": [{"position": p, "values": [float(v) for v in logits[0, p]]} for p in (1, len(prompt) - 1)],
+    }
+    w("reference_outputs.json", ref)
+    fingerprint = sha256(os.path.join(onnx_dir, "vision_encoder.onnx"))
+    verify = None
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    script = os.path.join(os.path.dirname(__file__), "verify.mjs")
+    try:
+        r = subprocess.run(["node", script, out_dir], cwd=repo, capture_output=True, text=True, timeout=300)
+        verify = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-500:]
+    except Exception as e:  # noqa: BLE001
+        verify = f"not run: {e}"
+    write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fingerprint, verify, model)
+    return verify
+
+
+def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fingerprint, verify, model):
+    n = lambda m: sum(p.numel() for p in m.parameters())
+    lines = [
+        "# winnow-tiny",
+        "",
+        "A small LLaVA-style vision-language model trained by the Winnow project on the synthetic world",
+        "(`../shared/SYNTHETIC_WORLD.md`), exported in the transformers.js / onnx-community folder layout.",
+        "",
+        "## Architecture",
+        f"- Vision tower: ViT, {VitConfig.image_size} px input, {VitConfig.patch_size} px patches "
+        f"({(VitConfig.image_size // VitConfig.patch_size) ** 2} patch tokens + [CLS]), width {VitConfig.hidden_size}, "
+        f"{VitConfig.num_layers} layers; image features = layer -2 patch tokens ({n(model.vit)} parameters).",
+        f"- Projector: LayerNorm + 2-layer MLP (GELU) {VitConfig.hidden_size} → {LmConfig.hidden_size} ({n(model.projector)} parameters).",
+        f"- LM: Llama-style decoder, width {LmConfig.hidden_size}, {LmConfig.num_layers} layers, {LmConfig.num_heads} heads, "
+        f"{LmConfig.num_kv_heads} KV heads, head dim {LmConfig.head_dim}, SwiGLU {LmConfig.mlp_size}, RoPE θ={LmConfig.rope_theta:g} "
+        f"({n(model.lm)} parameters). Word-level tokenizer, {config['text_config']['vocab_size']} tokens.",
+        "- `vision_encoder.onnx` outputs `image_features` [B,196,128] and `cls_similarity` [B,196] "
+        "(cosine between the layer -2 [CLS] and each patch token).",
+        f"- Vision encoder fingerprint (sha256 of onnx/vision_encoder.onnx): `{fingerprint}`",
+        "",
+        "## Positions and prompt layout",
+        "`visual_position_scheme: frame-shared`: all visual tokens of one frame share one position id, so a",
+        "pruned frame keeps exactly the positions the model was trained with, and a frame costs one position",
+        "whatever its token count (long videos never run out of positions). Location is carried by the",
+        "vision features (the ViT's absolute position embeddings), not by the LM's rotary positions.",
+        "Prompt: `<bos>`, then per frame `t={s}s` + one `<image>` per visual token, then",
+        "`<|user|> {question} <|assistant|>`; the answer ends with `<eos>`. Videos pool each frame's 14×14",
+        "grid to 7×7 (2×2 average) before pruning; still images keep all 196 tokens.",
+        "",
+        "## Training",
+        "Reproduce (fixed seeds, this 2-core machine): `bash tools/default-model/build.sh`.",
+        "- Data: `winnow synth --shards` (frames rendered by the project's renderer, H.264-encoded and",
+        "  decoded back through the same ffmpeg filter that ingest uses for the model input).",
+        "- Stage A: the vision tower learns dense labels (each patch's object class, object centres, coverage,",
+        "  patch coordinates; the image's object set from [CLS]).",
+        "- Stage B: vision tower frozen; projector + LM learn the world's questions on full token sequences",
+        "  (several questions packed per image, each attending to the visual prefix and itself). No token",
+        "  dropping, pruning or masking augmentation: pruning results are training-free.",
+    ]
+    if train_args:
+        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_b", "still_batch", "clip_batch", "clip_frac", "lr_b", "threads"]
+        lines.append("- Parameters: " + ", ".join(f"{k}={train_args.get(k)}" for k in keys))
+    if train_info:
+        lines.append(f"- Time: stage A {train_info.get('stage_a_s')} s, stage B {train_info.get('stage_b_s')} s.")
+    lines += ["", "## Evaluation (held-out seed, frames decoded from H.264)"]
+    if eval_meta:
+        lines.append(f"Evaluation shards: seed {eval_meta.get('seed')} (never used for training).")
+    if metrics:
+        fams = ["F1", "F2", "F3", "F4", "F", "C1"]
+        lines += ["", "| setting | " + " | ".join(fams) + " |", "|---|" + "---|" * len(fams)]
+        for key, label in (("stills_all", "all 196 tokens"), ("stills_oracle", f"oracle (object tokens, {100 * (metrics.get('oracle_kept_fraction') or 0):.1f} % kept)"), ("stills_random20", "random 20 %")):
+            m = metrics.get(key, {})
+            lines.append(f"| {label} | " + " | ".join(str(m.get(f, "-")) for f in fams) + " |")
+        vf = ["V1", "V2", "V3", "V", "F1", "F2", "F3", "F4"]
+        lines += ["", "Videos (whole video, questions at the last frame, 1 fps, 2×2 pooled):", "", "| " + " | ".join(vf) + " |", "|" + "---|" * len(vf)]
+        lines.append("| " + " | ".join(str(metrics.get("videos", {}).get(f, "-")) for f in vf) + " |")
+        lines += ["", f"Counts: {json.dumps(metrics.get('counts'))}. Accuracy = exact match of the greedy answer."]
+    lines += ["", "## Export check", f"onnxruntime-node vs PyTorch: {verify}", ""]
+    open(os.path.join(out_dir, "MODEL_CARD.md"), "w").write("\n".join(lines))

@@ -1,0 +1,386 @@
+"""Trains, evaluates and exports winnow-tiny.
+
+    /usr/bin/python3 tools/default-model/train.py --shards DIR --eval-shards DIR --out models/winnow-tiny
+
+Stage A: the vision tower learns dense labels the synthetic world gives for free (each patch's object
+class, object centres, coverage, patch coordinates; the image's object set from [CLS]).
+Stage B: the vision tower is frozen (as LLaVA freezes CLIP) and the projector + LM learn the world's
+questions on full token sequences (no token dropping: pruning stays training-free).
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from data import Shards, to_pixels  # noqa: E402
+from model import NUM_CLASSES, LmConfig, VitConfig, WinnowTiny, pool2x2  # noqa: E402
+from tok import Tokenizer  # noqa: E402
+
+FAMILIES = ["F1", "F2", "F3", "F4", "C1", "V1", "V2", "V3"]
+NEG = -1e9
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+# ---------------------------------------------------------------- stage A
+def stage_a(model, data, steps, batch, lr, rng):
+    vit, heads = model.vit, model.heads
+    params = list(vit.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    g = data.grid
+    n_s, n_v = len(data.still_rgb), len(data.video_rgb)
+    coords = torch.stack(torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij"), -1).reshape(1, g * g, 2).float() / (g - 1)
+    t0 = time.time()
+    for step in range(steps):
+        lr_now = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for pg in opt.param_groups:
+            pg["lr"] = lr_now
+        idx = rng.integers(0, n_s + n_v, size=batch)
+        rgb = np.stack([data.still_rgb[i] if i < n_s else data.video_rgb[i - n_s] for i in idx])
+        lab = torch.from_numpy(np.stack([data.still_lab[i] if i < n_s else data.video_lab[i - n_s] for i in idx])).long()
+        feat, cls_final = vit(to_pixels(rgb))
+        h = heads.ln(feat[:, 1:])
+        cls_t, centre_t, cov_t = lab[..., 0], lab[..., 1].float(), lab[..., 2].float() / 255
+        w = torch.ones(NUM_CLASSES)
+        w[0] = 0.2
+        loss_cls = F.cross_entropy(heads.cls_head(h).reshape(-1, NUM_CLASSES), cls_t.reshape(-1), weight=w)
+        loss_ctr = F.binary_cross_entropy_with_logits(heads.centre_head(h).squeeze(-1), centre_t, pos_weight=torch.tensor(10.0))
+        loss_cov = F.mse_loss(torch.sigmoid(heads.cov_head(h).squeeze(-1)), cov_t)
+        loss_xy = F.mse_loss(heads.xy_head(h), coords.expand(len(idx), -1, -1))
+        present = torch.zeros(len(idx), NUM_CLASSES)
+        present.scatter_(1, cls_t, 1.0)
+        loss_set = F.binary_cross_entropy_with_logits(heads.set_head(cls_final), present[:, 1:])
+        loss = loss_cls + loss_ctr + loss_cov + loss_xy + loss_set
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            with torch.no_grad():
+                pred = heads.cls_head(h).argmax(-1)
+                fg = cls_t > 0
+                acc_fg = (pred[fg] == cls_t[fg]).float().mean().item() if fg.any() else 0
+            log(f"A {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} fg-acc {acc_fg:.3f} {time.time()-t0:.0f}s")
+
+
+# ---------------------------------------------------------------- sequences
+class Seq:
+    """One packed training sequence: a visual prefix (frames) and several question blocks."""
+
+    def __init__(self):
+        self.ids, self.pos, self.block, self.target = [], [], [], []
+        self.visual = []  # tensors [n, D] in order of appearance
+        self.qfam = []  # family of each question block
+        self.next_pos = 0
+
+    def text(self, ids, block=0, targets=None):
+        for i, t in enumerate(ids):
+            self.ids.append(t)
+            self.pos.append(self.next_pos)
+            self.block.append(block)
+            self.target.append(-100 if targets is None else targets[i])
+            self.next_pos += 1
+
+    def frame(self, tok, seconds, feats):
+        """Marker text, then the frame's visual tokens, all at one shared position."""
+        self.text(tok.marker(seconds))
+        n = feats.shape[0]
+        self.ids.extend([tok.image] * n)
+        self.pos.extend([self.next_pos] * n)
+        self.block.extend([0] * n)
+        self.target.extend([-100] * n)
+        self.visual.append(feats)
+        self.next_pos += 1
+
+    def questions(self, tok, qas):
+        base = self.next_pos
+        for j, qa in enumerate(qas):
+            self.next_pos = base  # every question restarts right after the visual prefix
+            q = tok.question(qa["question"])
+            a = tok.answer(qa["answer"])
+            ids = q + a
+            # Predict answer token k from the position before it.
+            targets = [-100] * (len(q) - 1) + a + [-100]
+            self.text(ids, block=j + 1, targets=targets)
+            self.qfam.append(qa["id"])
+
+
+def collate(seqs, lm, visual_keep=None):
+    """Builds embeddings, positions, an additive attention mask and targets for a batch."""
+    B = len(seqs)
+    S = max(len(s.ids) for s in seqs)
+    ids = torch.zeros(B, S, dtype=torch.long)
+    pos = torch.zeros(B, S, dtype=torch.long)
+    block = torch.full((B, S), -1, dtype=torch.long)
+    target = torch.full((B, S), -100, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        n = len(s.ids)
+        ids[b, :n] = torch.tensor(s.ids)
+        pos[b, :n] = torch.tensor(s.pos)
+        block[b, :n] = torch.tensor(s.block)
+        target[b, :n] = torch.tensor(s.target)
+    emb = lm.embed(ids)
+    is_img = ids == Tokenizer().image
+    vis = torch.cat([torch.cat(s.visual, 0) for s in seqs], 0) if any(s.visual for s in seqs) else None
+    if vis is not None:
+        emb = emb.masked_scatter(is_img.unsqueeze(-1), vis)
+    valid = block >= 0
+    if visual_keep is not None:
+        valid = valid & ~(is_img & ~visual_keep)
+    i = torch.arange(S)
+    causal = i.view(1, S, 1) >= i.view(1, 1, S)
+    same = (block.view(B, 1, S) == 0) | (block.view(B, 1, S) == block.view(B, S, 1))
+    allowed = causal & same & valid.view(B, 1, S)
+    allowed = allowed | torch.eye(S, dtype=torch.bool).view(1, S, S)  # padding rows attend to themselves
+    mask = torch.zeros(B, 1, S, S).masked_fill(~allowed.unsqueeze(1), NEG)
+    return emb, pos, mask, target, block
+
+
+def still_seq(tok, feats, qas):
+    s = Seq()
+    s.text([tok.bos])
+    s.frame(tok, 0, feats)
+    s.questions(tok, qas)
+    return s
+
+
+def clip_seq(tok, frame_feats, qas):
+    s = Seq()
+    s.text([tok.bos])
+    for k, f in enumerate(frame_feats):
+        s.frame(tok, k, f)
+    s.questions(tok, qas)
+    return s
+
+
+def pick_still_qas(qa, rng, cap=12):
+    qa = list(qa)
+    rng.shuffle(qa)
+    return qa[:cap]
+
+
+def pick_clip_qas(qa, rng, nv=7, nf=3):
+    v = [q for q in qa if q["id"].startswith("V")]
+    f = [q for q in qa if not q["id"].startswith("V")]
+    rng.shuffle(v)
+    rng.shuffle(f)
+    return v[:nv] + f[:nf]
+
+
+def features(model, rgb, pool):
+    with torch.no_grad():
+        feat, _ = model.vit(to_pixels(rgb))
+        patches = feat[:, 1:]
+    proj = model.projector(patches)
+    return pool2x2(proj, model.vit.grid) if pool else proj
+
+
+def lm_loss(model, seqs):
+    emb, pos, mask, target, _ = collate(seqs, model.lm)
+    logits, _ = model.lm(emb, pos, mask)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+
+
+def make_still_batch(model, tok, data, idx, rng):
+    feats = features(model, data.still_rgb[idx], pool=False)
+    return [still_seq(tok, feats[j], pick_still_qas(data.stills[i]["qa"], rng)) for j, i in enumerate(idx)]
+
+
+def make_clip_batch(model, tok, data, vids, rng, max_frames):
+    seqs = []
+    for vi in vids:
+        v = data.videos[vi]
+        n = min(v["numFrames"], max_frames)
+        end = rng.randrange(n) if rng.random() < 0.5 else n - 1
+        fr = data.video_rgb[v["globalOffset"] : v["globalOffset"] + end + 1]
+        feats = features(model, fr, pool=True)
+        seqs.append(clip_seq(tok, list(feats), pick_clip_qas(v["frames"][end]["qa"], rng)))
+    return seqs
+
+
+def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250):
+    model.vit.eval()
+    for p in model.vit.parameters():
+        p.requires_grad_(False)
+    params = list(model.projector.parameters()) + list(model.lm.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    t0 = time.time()
+    ema = {}
+    for step in range(steps):
+        lr_now = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for pg in opt.param_groups:
+            pg["lr"] = lr_now
+        # Videos come in after the model has learned to read single frames.
+        clip_frac = 0.0 if step < steps * 0.2 else clip_frac_max
+        if len(data.videos) and rng.random() < clip_frac:
+            kind = "clip"
+            seqs = make_clip_batch(model, tok, data, [rng.randrange(len(data.videos)) for _ in range(clip_batch)], rng, max_frames)
+        else:
+            kind = "still"
+            idx = np.array([rng.randrange(len(data.stills)) for _ in range(still_batch)])
+            seqs = make_still_batch(model, tok, data, idx, rng)
+        loss = lm_loss(model, seqs)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema[kind] = loss.item() if kind not in ema else 0.95 * ema[kind] + 0.05 * loss.item()
+        if ckpt_dir and step > 0 and step % ckpt_every == 0:
+            torch.save(model.state_dict(), os.path.join(ckpt_dir, "stage_b_last.pt"))
+        if step % 50 == 0 or step == steps - 1:
+            log(f"B {step}/{steps} {kind} loss {loss.item():.4f} ema {json.dumps({k: round(v, 4) for k, v in ema.items()})} lr {lr_now:.2e} {time.time()-t0:.0f}s")
+
+
+# ---------------------------------------------------------------- evaluation
+@torch.no_grad()
+def score(model, seqs, visual_keep=None):
+    """Teacher-forced exact match per question = greedy-decoding exact match (every answer token and
+    the eos must be the argmax given the correct prefix)."""
+    emb, pos, mask, target, block = collate(seqs, model.lm, visual_keep)
+    logits, _ = model.lm(emb, pos, mask)
+    pred = logits.argmax(-1)
+    out = []
+    for b, s in enumerate(seqs):
+        for j, fam in enumerate(s.qfam):
+            sel = (block[b] == j + 1) & (target[b] != -100)
+            out.append((fam, bool((pred[b][sel] == target[b][sel]).all())))
+    return out
+
+
+def tally(results):
+    acc = {}
+    for fam in FAMILIES:
+        r = [ok for f, ok in results if f == fam]
+        if r:
+            acc[fam] = round(100.0 * sum(r) / len(r), 2)
+    frame = [ok for f, ok in results if f in ("F1", "F2", "F3", "F4")]
+    if frame:
+        acc["F"] = round(100.0 * sum(frame) / len(frame), 2)
+    vid = [ok for f, ok in results if f.startswith("V")]
+    if vid:
+        acc["V"] = round(100.0 * sum(vid) / len(vid), 2)
+    return acc
+
+
+@torch.no_grad()
+def evaluate(model, tok, data, max_stills, max_videos, seed=0):
+    model.eval()
+    rng = random.Random(seed)
+    res = {"all": [], "oracle": [], "random20": []}
+    kept_oracle = []
+    n = min(max_stills, len(data.stills))
+    g2 = data.grid * data.grid
+    for start in range(0, n, 32):
+        idx = np.arange(start, min(n, start + 32))
+        feats = features(model, data.still_rgb[idx], pool=False)
+        seqs = [still_seq(tok, feats[j], data.stills[i]["qa"]) for j, i in enumerate(idx)]
+        res["all"] += score(model, seqs)
+        # Oracle: keep the tokens that overlap objects (ground truth), everything else masked out;
+        # with frame-shared positions that is exactly what pruning those tokens does.
+        S = max(len(s.ids) for s in seqs)
+        keep_o = torch.zeros(len(seqs), S, dtype=torch.bool)
+        keep_r = torch.zeros(len(seqs), S, dtype=torch.bool)
+        for b, i in enumerate(idx):
+            lab = data.still_lab[i]
+            ov = (lab[:, 0] > 0) | (lab[:, 2] > 0)
+            kept_oracle.append(ov.mean())
+            first = seqs[b].ids.index(tok.image)
+            keep_o[b, first : first + g2] = torch.from_numpy(ov)
+            r = np.zeros(g2, bool)
+            r[rng.sample(range(g2), round(0.2 * g2))] = True
+            keep_r[b, first : first + g2] = torch.from_numpy(r)
+        res["oracle"] += score(model, seqs, keep_o)
+        res["random20"] += score(model, seqs, keep_r)
+    vres = []
+    for vi in range(min(max_videos, len(data.videos))):
+        v = data.videos[vi]
+        fr = data.video_rgb[v["globalOffset"] : v["globalOffset"] + v["numFrames"]]
+        feats = features(model, fr, pool=True)
+        last = v["frames"][-1]
+        vres += score(model, [clip_seq(tok, list(feats), last["qa"])])
+    model.train()
+    return {
+        "stills_all": tally(res["all"]),
+        "stills_oracle": tally(res["oracle"]),
+        "stills_random20": tally(res["random20"]),
+        "oracle_kept_fraction": round(float(np.mean(kept_oracle)), 4) if kept_oracle else None,
+        "videos": tally(vres),
+        "counts": {"stills": n, "videos": min(max_videos, len(data.videos))},
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shards", required=True)
+    ap.add_argument("--eval-shards", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--work", default="tools/default-model/runs/latest")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps-a", type=int, default=400)
+    ap.add_argument("--batch-a", type=int, default=32)
+    ap.add_argument("--lr-a", type=float, default=2e-3)
+    ap.add_argument("--steps-b", type=int, default=2000)
+    ap.add_argument("--still-batch", type=int, default=16)
+    ap.add_argument("--clip-batch", type=int, default=4)
+    ap.add_argument("--clip-frac", type=float, default=0.5)
+    ap.add_argument("--max-frames", type=int, default=30)
+    ap.add_argument("--lr-b", type=float, default=1.5e-3)
+    ap.add_argument("--max-stills", type=int, default=None)
+    ap.add_argument("--max-videos", type=int, default=None)
+    ap.add_argument("--eval-stills", type=int, default=600)
+    ap.add_argument("--eval-videos", type=int, default=60)
+    ap.add_argument("--skip-train", action="store_true", help="export an untrained model (layout check)")
+    ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
+    ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    np_rng = np.random.default_rng(args.seed)
+    py_rng = random.Random(args.seed)
+    os.makedirs(args.work, exist_ok=True)
+    tok = Tokenizer()
+    model = WinnowTiny(len(tok.vocab))
+    log("params: vit", sum(p.numel() for p in model.vit.parameters()), "projector", sum(p.numel() for p in model.projector.parameters()), "lm", sum(p.numel() for p in model.lm.parameters()))
+    t_start = time.time()
+    train_info = {}
+    if args.from_checkpoint:
+        model.load_state_dict(torch.load(args.from_checkpoint))
+        log("loaded", args.from_checkpoint)
+    elif not args.skip_train:
+        data = Shards(args.shards, args.max_stills, args.max_videos)
+        log(f"train data: {len(data.stills)} stills, {len(data.videos)} videos, {len(data.video_rgb)} video frames")
+        if args.resume_a:
+            model.load_state_dict(torch.load(args.resume_a))
+            log("resumed stage A from", args.resume_a)
+        else:
+            stage_a(model, data, args.steps_a, args.batch_a, args.lr_a, np_rng)
+            torch.save(model.state_dict(), os.path.join(args.work, "stage_a.pt"))
+        t_a = time.time()
+        stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, ckpt_dir=args.work)
+        torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
+        train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
+        del data
+    eval_data = Shards(args.eval_shards)
+    metrics = evaluate(model, tok, eval_data, args.eval_stills, args.eval_videos)
+    log("eval", json.dumps(metrics))
+    from export import export_all  # noqa: E402
+
+    export_all(model, tok, args.out, metrics=metrics, train_args=vars(args), train_info=train_info, eval_meta=eval_data.meta)
+    log("done in", round(time.time() - t_start), "s")
+
+
+if __name__ == "__main__":
+    main()
