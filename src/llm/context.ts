@@ -559,6 +559,8 @@ export class VideoContext {
    * consumer's pace drives decoding (pause-source): nothing is buffered beyond one delta.
    */
   async *askStream(question: string, options: AskOptions = {}): AsyncGenerator<string, AnswerResult, void> {
+    // TTFT counts from the call: templating, tokenizing and waiting for the cache included.
+    const t0 = performance.now();
     const { signal, onText } = options;
     throwIfAborted(signal);
     this.assertOpen();
@@ -576,7 +578,7 @@ export class VideoContext {
     const prompt = this.tokenizer.applyChatTemplate([{ role: 'user', content: question }]);
     const qIds = this.tokenizer.encode(prompt);
     const release = await this.lock.acquire();
-    const t0 = performance.now();
+    const tPrefill = performance.now();
     const video = this.cache;
     let cur: KvCache = video;
     try {
@@ -607,7 +609,7 @@ export class VideoContext {
         cur = r.present;
         logits = r.lastLogits;
       }
-      const prefillMs = performance.now() - t0;
+      const prefillMs = performance.now() - tPrefill;
       const detok = IncrementalDetokenizer.forTokenizer(this.tokenizer);
       const stops = new StopStringMatcher(options.stop ?? []);
       const oneId = new BigInt64Array(1);
