@@ -181,6 +181,8 @@ export class AskPipeline {
       const bar = io.progress ? await makeBar(expectedFrames) : null;
       let frames = 0;
       let prefillMs = 0;
+      let keptSoFar = 0;
+      let totalSoFar = 0;
       const ack$ = new rx.Subject<void>();
       const frames$ = ingest
         .openVideo(source, { fps: opts.fps, ...(size ? { size, resize: 'pad' as const } : {}), ack$, maxInFlightFrames: 8, signal })
@@ -192,7 +194,9 @@ export class AskPipeline {
             prefillMs += r.prefillMs;
             frames++;
             window.push({ kept: pf.kept.length, total: pf.gridH * pf.gridW });
-            bar?.update(frames, { kept: pf.kept.length, total: pf.gridH * pf.gridW });
+            keptSoFar += pf.kept.length;
+            totalSoFar += pf.gridH * pf.gridW;
+            bar?.update(frames, { kept: keptSoFar, total: totalSoFar });
             ack$.next();
             return frames;
           }),
