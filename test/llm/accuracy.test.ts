@@ -1,0 +1,121 @@
+// Answers on rendered scenes of the synthetic world (../shared/SYNTHETIC_WORLD.md) through the
+// whole `winnow ask` pipeline with default pruning, compared with the accuracy MODEL_CARD.md
+// reports. Frame questions (F1–F4) on still images, video questions (V1–V3) and "now" frame
+// questions on short videos (the last frame is "now").
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeDataset } from '../../src/synth/index.js';
+import { AskPipeline, packageRoot } from '../../src/cli/commands/ask.js';
+
+const root = packageRoot();
+const MODEL = join(root, 'models', 'winnow-tiny');
+const CARD = join(MODEL, 'MODEL_CARD.md');
+
+interface Qa {
+  id: string;
+  question: string;
+  answer: string;
+  tMs: number;
+}
+
+/** Accuracy per family from the model card: the "default pruning" row when present, else "all 196 tokens"; videos from the video table. */
+function cardAccuracy(): Record<string, number> | null {
+  if (!existsSync(CARD)) return null;
+  const lines = readFileSync(CARD, 'utf8').split('\n');
+  const out: Record<string, number> = {};
+  const table = (headerStart: number): { header: string[]; rows: string[][] } => {
+    const header = lines[headerStart].split('|').map((c) => c.trim());
+    const rows: string[][] = [];
+    for (let i = headerStart + 2; i < lines.length && lines[i].trim().startsWith('|'); i++) rows.push(lines[i].split('|').map((c) => c.trim()));
+    return { header, rows };
+  };
+  for (let i = 0; i < lines.length; i++) {
+    if (!lines[i].trim().startsWith('|') || (i > 0 && lines[i - 1].trim().startsWith('|'))) continue;
+    const { header, rows } = table(i);
+    const row = header.includes('setting')
+      ? (rows.find((r) => /default pruning/i.test(r[1] ?? '')) ?? rows.find((r) => /all 196/i.test(r[1] ?? '')))
+      : rows[0];
+    if (!row) continue;
+    for (let c = 0; c < header.length; c++) {
+      if (/^[FV][1-4]$/.test(header[c]) && !(header[c] in out)) {
+        const v = Number(row[c]);
+        if (Number.isFinite(v)) out[header[c]] = v > 1 ? v / 100 : v;
+      }
+    }
+  }
+  return Object.keys(out).length ? out : null;
+}
+
+const card = cardAccuracy();
+const trained = card !== null && Object.values(card).some((v) => v > 0.05);
+const skip = !existsSync(join(MODEL, 'onnx', 'decoder_model_merged.onnx'))
+  ? 'models/winnow-tiny is not installed'
+  : !trained
+    ? 'the installed default model is untrained (MODEL_CARD.md reports ~0 accuracy)'
+    : false;
+
+let dir: string;
+let pipeline: AskPipeline | undefined;
+
+before(async () => {
+  if (skip) return;
+  dir = await mkdtemp(join(tmpdir(), 'winnow-acc-'));
+  pipeline = await AskPipeline.load({ fps: 1 }, { log: () => undefined });
+});
+
+after(async () => {
+  await pipeline?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function score(results: Map<string, { right: number; total: number }>, id: string, ok: boolean): void {
+  const r = results.get(id) ?? { right: 0, total: 0 };
+  r.total++;
+  if (ok) r.right++;
+  results.set(id, r);
+}
+
+function check(results: Map<string, { right: number; total: number }>): void {
+  const report: string[] = [];
+  for (const [id, r] of [...results].sort()) {
+    const acc = r.right / r.total;
+    const ref = card![id];
+    report.push(`${id}: ${(acc * 100).toFixed(1)} % of ${r.total} (card ${ref === undefined ? '–' : (ref * 100).toFixed(1) + ' %'})`);
+    if (ref === undefined) continue;
+    // 2 points, widened by two standard errors of this sample (the card's set differs from ours).
+    const tol = Math.max(0.02, 2 * Math.sqrt((ref * (1 - ref)) / r.total));
+    assert.ok(acc >= ref - tol, `${id}: ${acc.toFixed(3)} < card ${ref} − ${tol.toFixed(3)}\n${report.join('\n')}`);
+  }
+  console.log(report.join('\n'));
+}
+
+test('frame questions F1–F4 on still images, default pruning', { skip }, async () => {
+  const out = join(dir, 'stills');
+  const { files } = await writeDataset({ outDir: out, seed: 7, stills: 16, videos: 0, durationS: 1, ffmpegPath: 'ffmpeg' });
+  const results = new Map<string, { right: number; total: number }>();
+  for (const png of files) {
+    const truth = JSON.parse(await readFile(png.replace(/\.png$/, '.json'), 'utf8')) as { qa: Qa[] };
+    const qa = truth.qa.filter((q) => /^F[1-4]$/.test(q.id));
+    const answers = await pipeline!.run(png, qa.map((q) => q.question), { log: () => undefined });
+    answers.forEach((a, i) => score(results, qa[i].id, a.answer === qa[i].answer));
+  }
+  check(results);
+});
+
+test('video questions V1–V3 and "now" questions on short videos, default pruning', { skip }, async () => {
+  const out = join(dir, 'videos');
+  const { files } = await writeDataset({ outDir: out, seed: 7, stills: 0, videos: 3, durationS: 12, ffmpegPath: 'ffmpeg' });
+  const results = new Map<string, { right: number; total: number }>();
+  for (const mp4 of files.filter((f) => f.endsWith('.mp4'))) {
+    const truth = JSON.parse(await readFile(mp4.replace(/\.mp4$/, '.json'), 'utf8')) as { qa: Qa[] };
+    const lastMs = Math.max(...truth.qa.map((q) => q.tMs));
+    const qa = truth.qa.filter((q) => q.tMs === lastMs && q.id !== 'C1');
+    const answers = await pipeline!.run(mp4, qa.map((q) => q.question), { log: () => undefined });
+    answers.forEach((a, i) => score(results, qa[i].id, a.answer === qa[i].answer));
+  }
+  check(results);
+});
