@@ -3,6 +3,7 @@ import { registerFrames } from './frames.js';
 import { registerDoctor } from './doctor.js';
 import { registerSynth } from './synth.js';
 import { registerCodebookCommands } from './codebook.js';
+import { registerCodebookBuild } from './codebook-build.js';
 import { registerPruneCommand } from './prune.js';
 import { registerViz } from './viz.js';
 import { registerAsk } from './ask.js';
@@ -13,6 +14,7 @@ export function registerCommands(program: Command): void {
   registerDoctor(program);
   registerSynth(program);
   registerCodebookCommands(program);
+  registerCodebookBuild(program);
   registerPruneCommand(program);
   registerViz(program);
   registerAsk(program);

@@ -1,0 +1,336 @@
+// `winnow codebook build` as a library: images → projected tokens → the reference's token
+// experiments → low-information tokens → per-image and global DPC-KNN → a safetensors codebook.
+// Work is checkpointed per image in a work dir, so a killed build resumes where it stopped and
+// ends with the same codebook an uninterrupted one would.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { lastValueFrom, of } from 'rxjs';
+import { WinnowError, throwIfAborted } from '../../errors.js';
+import { ModelFolder, encode } from '../../encode/index.js';
+import { TextTokenizer, loadLanguageModelConfig, readDecoderContract } from '../../llm/index.js';
+import { saveCodebook, type Codebook } from '../codebook.js';
+import { renderAnalysis } from './analyze.js';
+import { measureImage, sequencesPerImage, type ExperimentOptions } from './experiments.js';
+import { BatchedForward, buildLayout, type ForwardStats } from './forward.js';
+import { lowInformation, quantiles, selectImageTokens, selectPrototypes, weightedJsd, type GlobalSelection, type SelectionOptions } from './select.js';
+import { planSource } from './sources.js';
+import { WorkDir, type ImageRecord } from './workdir.js';
+
+/** Every constant of the method, with the reference's values (LLaVA-1.5) as defaults. */
+export interface CodebookBuildParameters extends ExperimentOptions, SelectionOptions {
+  /** Prompt the experiments run under; default: the model's caption prompt. */
+  prompt: string;
+  /** Pad token whose input embedding replaces ablated tokens; default: the model's pad_token_id. */
+  padTokenId: number;
+  /** Text before the visual tokens; default: the model's frame marker at t = 0. */
+  frameMarker: string;
+}
+
+export const REFERENCE_PARAMETERS = {
+  singleRepeat: 1,
+  singleTopK: 50,
+  jsdTopK: 10,
+  window: 3,
+  kCtx: 1,
+  kGlob: 16,
+  tauJsd: 2e-3,
+  tauP: 0.15,
+  imageClusters: 8,
+  clusterSizeThreshold: 8,
+  globalClusters: 64,
+  minDistinctImages: 64,
+  knn: 5,
+  seed: 0,
+} as const;
+
+/** Batch budget: sequences and tokens per decoder call. Not part of the result, so not in the manifest. */
+export const DEFAULT_BATCH = { maxBatchSequences: 64, maxBatchTokens: 8192 } as const;
+
+export interface BuildProgress {
+  imagesDone: number;
+  /** Total images when known. */
+  imagesTotal: number | null;
+  /** Images already done by an earlier run of the same build. */
+  imagesResumed: number;
+  /** Visual tokens analysed per second in this run. */
+  tokensPerSecond: number;
+  /** Estimated time left, ms (null when the total is unknown). */
+  etaMs: number | null;
+  currentId: string | null;
+}
+
+export interface CodebookBuildOptions extends Partial<CodebookBuildParameters> {
+  model: string;
+  /** Image directory, image file or video. */
+  images: string;
+  out: string;
+  /** Work dir; default `<out>.work`. */
+  work?: string;
+  /** Frames per second for a video source. Default 1. */
+  fps?: number;
+  maxImages?: number;
+  /** Folder for per-image heat maps. */
+  analyze?: string;
+  /** Stored dtype. Default F16. */
+  dtype?: 'F16' | 'F32';
+  /** Inference defaults written into the codebook. Default threshold, τ = 0.45 (the reference's LLaVA-1.5 value). */
+  inferenceTau?: number;
+  threads?: number;
+  /** Overwrite `out` if it exists. */
+  force?: boolean;
+  onProgress?: (p: BuildProgress) => void;
+  onLog?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface Distributions {
+  topProb: Record<string, number>;
+  jsdWeighted: Record<string, number>;
+  jsdCtx: Record<string, number>;
+  jsdGlob: Record<string, number>;
+  /** Fractions of tokens under each threshold and under both. */
+  belowTauP: number;
+  belowTauJsd: number;
+  lowInfo: number;
+}
+
+export interface CodebookBuildResult {
+  out: string;
+  work: string;
+  prototypes: number;
+  dim: number;
+  images: number;
+  imagesResumed: number;
+  tokens: number;
+  lowInfoTokens: number;
+  selectedTokens: number;
+  distributions: Distributions;
+  clusters: GlobalSelection['clusters'];
+  parameters: CodebookBuildParameters;
+  modelFingerprint: string;
+  timings: { totalMs: number; experimentsMs: number; globalClusteringMs: number };
+  forward: ForwardStats;
+}
+
+export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) {
+    throwIfAborted(signal);
+    h.update(chunk as Buffer);
+  }
+  return h.digest('hex');
+}
+
+function checkInt(name: string, v: number, min: number): void {
+  if (!Number.isInteger(v) || v < min) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${name} must be an integer ≥ ${min}, got ${v}`);
+}
+
+function checkNum(name: string, v: number): void {
+  if (!Number.isFinite(v)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${name} must be a finite number, got ${v}`);
+}
+
+export function summarize(records: readonly ImageRecord[], p: Pick<CodebookBuildParameters, 'kCtx' | 'kGlob' | 'tauP' | 'tauJsd'>): Distributions {
+  const top: number[] = [];
+  const w: number[] = [];
+  const ctx: number[] = [];
+  const glob: number[] = [];
+  let bp = 0;
+  let bj = 0;
+  let both = 0;
+  for (const r of records) {
+    for (let i = 0; i < r.topProb.length; i++) {
+      const wj = weightedJsd(r.jsdCtx[i], r.jsdGlob[i], p);
+      top.push(r.topProb[i]);
+      w.push(wj);
+      ctx.push(r.jsdCtx[i]);
+      glob.push(r.jsdGlob[i]);
+      if (r.topProb[i] < p.tauP) bp++;
+      if (wj < p.tauJsd) bj++;
+      if (r.topProb[i] < p.tauP && wj < p.tauJsd) both++;
+    }
+  }
+  const n = Math.max(1, top.length);
+  return { topProb: quantiles(top), jsdWeighted: quantiles(w), jsdCtx: quantiles(ctx), jsdGlob: quantiles(glob), belowTauP: bp / n, belowTauJsd: bj / n, lowInfo: both / n };
+}
+
+/** Runs a whole build (or finishes an interrupted one). */
+export async function buildCodebook(options: CodebookBuildOptions): Promise<CodebookBuildResult> {
+  const t0 = performance.now();
+  const { signal } = options;
+  const log = options.onLog ?? (() => undefined);
+  const out = resolve(options.out);
+  if (existsSync(out) && !options.force) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${out} exists (use --force to overwrite)`, { details: { path: out } });
+  const modelDir = resolve(options.model);
+  const folder = await ModelFolder.load(modelDir, { executionProvider: 'cpu', signal, ...(options.threads ? { intraOpThreads: options.threads } : {}) });
+  let work: WorkDir | null = null;
+  try {
+    const config = await loadLanguageModelConfig(modelDir);
+    const tokenizer = await TextTokenizer.load(modelDir);
+    const [embed, decoder] = await Promise.all([folder.session('embed_tokens', { signal }), folder.session('decoder_model_merged', { signal })]);
+    const contract = readDecoderContract(embed.session, decoder.session, config);
+    const prompt = options.prompt ?? config.captionPrompt;
+    if (!prompt) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'the model declares no caption prompt (config.json winnow.caption_prompt); pass --prompt');
+    const layout = await buildLayout(embed.session, tokenizer, config, { prompt, frameMarker: options.frameMarker, padTokenId: options.padTokenId });
+    const params: CodebookBuildParameters = {
+      ...REFERENCE_PARAMETERS,
+      ...DEFAULT_BATCH,
+      ...Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && (k in REFERENCE_PARAMETERS || k in DEFAULT_BATCH))),
+      prompt,
+      padTokenId: layout.padTokenId,
+      frameMarker: layout.frameMarker,
+    };
+    for (const k of ['singleRepeat', 'singleTopK', 'jsdTopK', 'window', 'imageClusters', 'globalClusters', 'knn', 'maxBatchSequences', 'maxBatchTokens'] as const) checkInt(k, params[k], 1);
+    for (const k of ['clusterSizeThreshold', 'minDistinctImages', 'seed'] as const) checkInt(k, params[k], 0);
+    for (const k of ['kCtx', 'kGlob', 'tauJsd', 'tauP'] as const) checkNum(k, params[k]);
+    const inferenceTau = options.inferenceTau ?? 0.45;
+    checkNum('inferenceTau', inferenceTau);
+
+    const vision = folder.vision;
+    const dim = vision.dim;
+    if (dim !== contract.hiddenSize) throw new WinnowError('WINNOW_ERR_MODEL_CONTRACT', `vision tokens are ${dim}-wide, the decoder takes ${contract.hiddenSize}`);
+    const encoderPath = folder.files.components.vision_encoder as string;
+    const fingerprint = await sha256File(encoderPath, signal);
+    const modelName = (JSON.parse(await (await import('node:fs/promises')).readFile(join(modelDir, 'config.json'), 'utf8')) as { name?: string }).name ?? basename(modelDir);
+
+    const pre = folder.preprocess;
+    const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
+    const workPath = resolve(options.work ?? `${out}.work`);
+    const { maxBatchSequences: _s, maxBatchTokens: _t, ...resultParams } = params;
+    const key = {
+      parameters: resultParams,
+      modelFingerprint: fingerprint,
+      source: resolve(options.images),
+      fps: options.fps ?? 1,
+      maxImages: options.maxImages ?? null,
+    };
+    work = WorkDir.open(workPath, dim, key);
+    const wd = work;
+    const resumed = wd.done.length;
+    if (resumed > 0) log(`resuming: ${resumed} images already done in ${workPath}`);
+    const plan = await planSource(options.images, {
+      fps: options.fps,
+      maxImages: options.maxImages,
+      size,
+      signal,
+      skip: (id) => wd.has(id) && !(options.analyze && !existsSync(join(options.analyze, analysisName(id)))),
+    });
+    const fwd = new BatchedForward(decoder.session, contract, layout);
+    if (options.analyze) await mkdir(options.analyze, { recursive: true });
+
+    let index = 0;
+    let doneThisRun = 0;
+    let tokensThisRun = 0;
+    let expMs = 0;
+    const tRun = performance.now();
+    const report = (currentId: string | null): void => {
+      const elapsed = (performance.now() - tRun) / 1000;
+      const tps = elapsed > 0 ? tokensThisRun / elapsed : 0;
+      const total = plan.total;
+      const left = total === null ? null : Math.max(0, total - (resumed + doneThisRun));
+      const perImage = doneThisRun > 0 ? (performance.now() - tRun) / doneThisRun : null;
+      options.onProgress?.({
+        imagesDone: resumed + doneThisRun,
+        imagesTotal: total,
+        imagesResumed: resumed,
+        tokensPerSecond: tps,
+        etaMs: left === null || perImage === null ? null : left * perImage,
+        currentId,
+      });
+    };
+    report(null);
+    for await (const img of plan.images()) {
+      throwIfAborted(signal);
+      const i = index++;
+      const have = wd.get(img.id);
+      if (have) {
+        if (img.frame && options.analyze) await writeFile(join(options.analyze, analysisName(img.id)), await renderAnalysis(img.frame, have, params));
+        continue;
+      }
+      if (!img.frame) throw new WinnowError('WINNOW_ERR_INTERNAL', `no pixels for ${img.id}`);
+      report(img.id);
+      const t1 = performance.now();
+      const enc = await lastValueFrom(of(img.frame).pipe(encode(folder, { maxWaitMs: 0, signal })));
+      const measures = await measureImage(fwd, enc.tokens, enc.gridH, enc.gridW, params, signal);
+      const low = lowInformation(measures.topProb, measures.jsdCtx, measures.jsdGlob, params);
+      const { selected } = selectImageTokens(enc.tokens, enc.numTokens, dim, low, i, params);
+      const rows = new Float32Array(selected.length * dim);
+      selected.forEach((t, r) => rows.set(enc.tokens.subarray(t * dim, (t + 1) * dim), r * dim));
+      const ms = performance.now() - t1;
+      expMs += ms;
+      const rec = wd.append(
+        { i, id: img.id, gridH: enc.gridH, gridW: enc.gridW, topProb: Array.from(measures.topProb), jsdCtx: Array.from(measures.jsdCtx), jsdGlob: Array.from(measures.jsdGlob), lowInfo: low, selected, ms: Math.round(ms) },
+        rows,
+      );
+      if (options.analyze) await writeFile(join(options.analyze, analysisName(img.id)), await renderAnalysis(img.frame, rec, params));
+      doneThisRun++;
+      tokensThisRun += enc.numTokens;
+      report(null);
+    }
+
+    // Step 6 over everything the work dir holds (this run's and earlier runs' images alike).
+    const records = wd.done;
+    if (records.length === 0) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `no image found in ${options.images}`);
+    const t2 = performance.now();
+    const rows = wd.readRows();
+    const imageOfRow: string[] = [];
+    for (const r of records) for (let k = 0; k < r.selected.length; k++) imageOfRow.push(r.id);
+    const g = selectPrototypes(rows, wd.totalRows, dim, imageOfRow, params);
+    const globalMs = performance.now() - t2;
+    const distributions = summarize(records, params);
+    const tokens = records.reduce((s, r) => s + r.topProb.length, 0);
+    const lowInfoTokens = records.reduce((s, r) => s + r.lowInfo.length, 0);
+    const result: CodebookBuildResult = {
+      out,
+      work: workPath,
+      prototypes: g.rows.length,
+      dim,
+      images: records.length,
+      imagesResumed: resumed,
+      tokens,
+      lowInfoTokens,
+      selectedTokens: wd.totalRows,
+      distributions,
+      clusters: g.clusters,
+      parameters: params,
+      modelFingerprint: fingerprint,
+      timings: { totalMs: performance.now() - t0, experimentsMs: expMs, globalClusteringMs: globalMs },
+      forward: { ...fwd.stats },
+    };
+    if (g.rows.length === 0) {
+      throw new WinnowError(
+        'WINNOW_ERR_NO_PROTOTYPES',
+        `no prototypes: ${lowInfoTokens} of ${tokens} tokens were low-information, ${wd.totalRows} survived the per-image rule, and no global cluster spans more than ${params.minDistinctImages} images`,
+        { details: { result } },
+      );
+    }
+    const protos = new Float32Array(g.rows.length * dim);
+    g.rows.forEach((r, k) => protos.set(rows.subarray(r * dim, (r + 1) * dim), k * dim));
+    const codebook: Codebook = {
+      prototypes: protos,
+      count: g.rows.length,
+      dim,
+      dtype: options.dtype ?? 'F16',
+      model: { name: modelName, llmWidth: dim, visionEncoderSha256: fingerprint },
+      defaults: { strategy: 'threshold', tau: inferenceTau },
+      build: {
+        source: `winnow codebook build from ${basename(resolve(options.images))}`,
+        imageCount: records.length,
+        parameters: { ...resultParams, fps: key.fps, maxImages: key.maxImages, tokens, lowInfoTokens, selectedTokens: wd.totalRows, sequencesPerImage: sequencesPerImage(records[0].gridH, records[0].gridW, params.window) },
+        sampleIds: g.rows.map((r) => imageOfRow[r]),
+      },
+      extraMetadata: {},
+    };
+    await saveCodebook(out, codebook, { dtype: options.dtype ?? 'F16', signal });
+    return result;
+  } finally {
+    work?.close();
+    await folder.close();
+  }
+}
+
+/** File name of an image's analysis picture. */
+export function analysisName(id: string): string {
+  return `${id.replace(/[^A-Za-z0-9._@-]+/g, '_')}.analysis.png`;
+}
