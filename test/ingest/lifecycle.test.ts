@@ -50,23 +50,36 @@ describe('ingest: process lifecycle', () => {
     const events: IngestEvent[] = [];
     let got = 0;
     const sub = openVideo(clip, { fps: 'source', ack$, maxInFlightFrames: 1, onEvent: (e) => events.push(e) }).subscribe({ next: () => got++ });
-    await sleep(600); // never acknowledged: one frame out, queue full, stdout paused, ffmpeg blocked in write()
-    assert.equal(got, 1);
-    const [pid] = spawnedPids(events);
-    assert.ok(isAlive(pid), 'ffmpeg is alive and blocked');
-    sub.unsubscribe();
-    assert.ok(await waitGone(pid, 3000), 'blocked ffmpeg exited');
+    try {
+      // Never acknowledged: one frame out, queue full, stdout paused, ffmpeg blocked in write().
+      for (let i = 0; i < 250 && got === 0; i++) await sleep(20);
+      await sleep(300);
+      assert.equal(got, 1);
+      const [pid] = spawnedPids(events);
+      assert.ok(isAlive(pid), 'ffmpeg is alive and blocked');
+      sub.unsubscribe();
+      assert.ok(await waitGone(pid, 3000), 'blocked ffmpeg exited');
+    } finally {
+      sub.unsubscribe(); // a failed assertion must not leave a blocked ffmpeg keeping the test process alive
+    }
   });
 
   it('a process that ignores SIGTERM is SIGKILLed after killGraceMs', async () => {
     const events: IngestEvent[] = [];
     const sub = openVideo(clip, { ffmpegPath: deafFfmpeg, killGraceMs: 400, onEvent: (e) => events.push(e) }).subscribe({ error: () => undefined });
-    await sleep(300);
-    const [pid] = spawnedPids(events);
-    const t0 = Date.now();
-    sub.unsubscribe();
-    await sleep(150);
-    assert.ok(isAlive(pid), 'still alive inside the grace period');
+    let pid = 0;
+    let t0 = 0;
+    try {
+      for (let i = 0; i < 250 && spawnedPids(events).length === 0; i++) await sleep(20);
+      await sleep(100); // let the shell install its trap
+      [pid] = spawnedPids(events);
+      t0 = Date.now();
+      sub.unsubscribe();
+      await sleep(150);
+      assert.ok(isAlive(pid), 'still alive inside the grace period');
+    } finally {
+      sub.unsubscribe();
+    }
     assert.ok(await waitGone(pid, 3000));
     assert.ok(Date.now() - t0 >= 350);
     // 'exit' is reported once the pipes close too; the script's last `sleep` may hold them a few ms longer.

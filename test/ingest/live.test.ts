@@ -80,10 +80,10 @@ describe('ingest: live sources', () => {
     plans.set('/b.ts', ['hold', 'silent']);
     const t0 = Date.now();
     const r = await collect((onEvent) =>
-      openVideo(`${base}/b.ts`, { live: true, fps: 'source', stallTimeoutMs: 800, reconnect: { attempts: 1, initialDelayMs: 20 }, killGraceMs: 300, onEvent }),
+      openVideo(`${base}/b.ts`, { live: true, fps: 'source', stallTimeoutMs: 2500, reconnect: { attempts: 1, initialDelayMs: 20 }, killGraceMs: 300, onEvent }),
     );
     assert.equal(r.error?.code, 'WINNOW_ERR_SOURCE_STALLED', r.error?.message);
-    assert.ok(Date.now() - t0 < 8000, 'never hangs');
+    assert.ok(Date.now() - t0 < 15_000, 'never hangs');
     assert.ok(r.frames.length > 0, 'frames before the stall were delivered');
     assert.equal(r.events.filter((e) => e.type === 'stall').length, 2);
     assert.equal(r.events.filter((e) => e.type === 'reconnect').length, 1);
