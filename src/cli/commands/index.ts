@@ -7,6 +7,7 @@ import { registerCodebookBuild } from './codebook-build.js';
 import { registerPruneCommand } from './prune.js';
 import { registerViz } from './viz.js';
 import { registerAsk } from './ask.js';
+import { registerServe } from './serve.js';
 
 /** Each command module adds one import and one call here. */
 export function registerCommands(program: Command): void {
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerPruneCommand(program);
   registerViz(program);
   registerAsk(program);
+  registerServe(program);
 }

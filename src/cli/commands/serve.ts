@@ -1,0 +1,112 @@
+// `winnow serve`: the WebSocket video-QA server (docs/protocol.md). Environment is read here, at
+// the entry point: WINNOW_TOKEN (instead of --token, which shows in `ps`), WINNOW_FFMPEG.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { WinnowError, isWinnowError } from '../../errors.js';
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+interface ServeOptions {
+  host: string;
+  port: number;
+  model?: string;
+  codebook?: string;
+  token?: string;
+  allowPath: string[];
+  allowUrlScheme: string[];
+  allowWebhook: string[];
+  allowOrigin: string[];
+  maxSessions?: number;
+  maxQueuedFrames?: number;
+  idleTimeoutMs?: number;
+  maxPayload?: number;
+  maxContextTokens?: number;
+  threads?: number;
+  examples?: boolean;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('WebSocket video-QA server: push video or open sources, ask questions while it plays (docs/protocol.md)')
+    .option('--host <host>', 'interface to bind (non-loopback requires --token)', '127.0.0.1')
+    .option('--port <n>', 'port (0 = any free port)', positiveInt('--port'), 8787)
+    .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
+    .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled one when installed)')
+    .option('--token <t>', 'bearer token clients must send (or env WINNOW_TOKEN)')
+    .option('--allow-path <dir>', 'let clients open files under DIR (repeatable)', collect, [])
+    .option('--allow-url-scheme <s>', 'let clients open URLs with these schemes, e.g. rtsp,https (repeatable)', collect, [])
+    .option('--allow-webhook <origin>', 'let standing questions POST to this origin, e.g. http://127.0.0.1:9000 (repeatable)', collect, [])
+    .option('--allow-origin <origin>', 'browser Origin allowed to connect (repeatable; default any)', collect, [])
+    .option('--max-sessions <n>', 'concurrent sessions (default 16)', positiveInt('--max-sessions'))
+    .option('--max-queued-frames <n>', 'frames queued per session (default 8)', positiveInt('--max-queued-frames'))
+    .option('--idle-timeout-ms <n>', 'close sessions idle this long (default 300000)', positiveInt('--idle-timeout-ms'))
+    .option('--max-payload <bytes>', 'largest WebSocket message (default 8388608)', positiveInt('--max-payload'))
+    .option('--max-context-tokens <n>', 'KV-cache budget per session (default 4096)', positiveInt('--max-context-tokens'))
+    .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
+    .addOption(new Option('--examples', 'serve examples/webcam.html at /examples/webcam.html'))
+    .action(async (opts: ServeOptions) => {
+      const log = (line: string): void => void process.stderr.write(`${line}\n`);
+      const { createServer } = await import('../../stream/index.js');
+      const token = opts.token ?? process.env.WINNOW_TOKEN;
+      const limits = {
+        ...(opts.maxSessions ? { maxSessions: opts.maxSessions } : {}),
+        ...(opts.maxQueuedFrames ? { maxQueuedFrames: opts.maxQueuedFrames } : {}),
+        ...(opts.idleTimeoutMs ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+        ...(opts.maxPayload ? { maxPayloadBytes: opts.maxPayload } : {}),
+        ...(opts.maxContextTokens ? { maxContextTokens: opts.maxContextTokens } : {}),
+      };
+      let server: Awaited<ReturnType<typeof createServer>>;
+      try {
+        server = await createServer({
+          host: opts.host,
+          port: opts.port,
+          ...(opts.model ? { model: opts.model } : {}),
+          ...(opts.codebook ? { codebook: opts.codebook } : {}),
+          ...(token ? { token } : {}),
+          ...(opts.threads ? { threads: opts.threads } : {}),
+          allowPaths: opts.allowPath,
+          allowUrlSchemes: opts.allowUrlScheme,
+          allowWebhookOrigins: opts.allowWebhook,
+          allowedOrigins: opts.allowOrigin,
+          examples: opts.examples === true,
+          limits,
+          env: { ...(process.env.WINNOW_FFMPEG ? { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG } : {}), ...(process.env.WINNOW_FFPROBE ? { WINNOW_FFPROBE: process.env.WINNOW_FFPROBE } : {}) },
+          log,
+        });
+      } catch (e) {
+        const err = isWinnowError(e) ? e : new WinnowError('WINNOW_ERR_INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
+        process.stderr.write(`winnow serve: ${err.message} (${err.code})\n`);
+        process.exitCode = err.code === 'WINNOW_ERR_INVALID_ARGUMENT' ? 2 : 1;
+        return;
+      }
+      const http = server.url.replace(/^ws/, 'http');
+      // One machine-readable line on stdout (tests and supervisors read the port from it).
+      process.stdout.write(`${JSON.stringify({ listening: server.url, metrics: `${http}metrics`, healthz: `${http}healthz`, ...(opts.examples ? { examples: `${http}examples/webcam.html` } : {}) })}\n`);
+      log(`winnow serve: listening on ${server.url} (model ${server.engine.modelName}${token ? ', token required' : ''})`);
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        log(`winnow serve: ${signal}, shutting down`);
+        // Hard deadline: whatever hangs, the process exits (0: a requested shutdown is not a failure).
+        const hard = setTimeout(() => process.exit(0), server.limits.shutdownDeadlineMs);
+        hard.unref();
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(0),
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

@@ -1,0 +1,238 @@
+// The WebSocket protocol: client events as zod schemas (validated on every message, and turned into
+// the JSON Schemas of docs/protocol.md), server events as TypeScript types. The grammar follows the
+// realtime-AI APIs people know: every JSON message has `type` and an optional client `event_id`,
+// which errors echo.
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 'winnow.v1';
+
+/** Client event types, in the order docs/protocol.md lists them. */
+export const CLIENT_EVENT_TYPES = [
+  'session.update',
+  'input_video.start',
+  'input_video.frame',
+  'input_video.end',
+  'source.open',
+  'source.close',
+  'conversation.item.create',
+  'response.create',
+  'response.cancel',
+] as const;
+export type ClientEventType = (typeof CLIENT_EVENT_TYPES)[number];
+
+export const VIDEO_FORMATS = ['mp4', 'webm', 'mpegts', 'mjpeg', 'jpeg'] as const;
+export type VideoFormat = (typeof VIDEO_FORMATS)[number];
+
+const eventId = z.string().max(128).optional().describe('Client-chosen id; error events caused by this message echo it.');
+
+const unit = z.number().min(-1).max(1);
+
+export const pruningSchema = z
+  .strictObject({
+    strategy: z.enum(['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none']).optional(),
+    tau: unit.optional().describe('Similarity threshold for `threshold`.'),
+    ratio: z.number().gt(0).max(1).optional().describe('Kept fraction for ratio-based strategies.'),
+    temporal: unit.optional().describe('Also drop tokens at least this similar to the last kept token at the same place.'),
+    minKeep: z.number().int().min(0).max(4096).optional().describe('Every frame keeps at least this many tokens.'),
+  })
+  .describe('Visual-token pruning; omitted keys keep their current value.');
+
+export const generationSchema = z.strictObject({
+  maxNewTokens: z.number().int().min(1).max(4096).optional().describe('Longest answer; capped by the server limit.'),
+  temperature: z.number().min(0).max(5).optional().describe('0 = greedy.'),
+});
+
+export const watchSchema = z.strictObject({
+  id: z.string().min(1).max(64),
+  question: z.string().min(1),
+  everySeconds: z.number().min(0.1).max(86_400).describe('Asked on the newest frames whenever this much video time has passed.'),
+  webhook: z.url({ protocol: /^https?$/ }).optional().describe('POSTed a JSON watch result (retried with backoff, never blocking the stream).'),
+  notify: z.enum(['always', 'change']).optional().describe('When the webhook fires: every result (default) or when the answer changes.'),
+});
+
+export const sessionUpdateSchema = z.strictObject({
+  type: z.literal('session.update'),
+  event_id: eventId,
+  session: z.strictObject({
+    fps: z.number().gt(0).max(30).optional().describe('Frames per second sampled from the input. Default 1.'),
+    resize: z.enum(['pad', 'stretch', 'crop']).optional().describe('How frames are fitted to the model input. Default pad.'),
+    pruning: pruningSchema.optional(),
+    maxContextTokens: z.number().int().min(512).optional().describe('KV-cache budget of this session; capped by the server limit. Only before the first frame.'),
+    generation: generationSchema.optional(),
+    watch: z.array(watchSchema).optional().describe('Standing questions; replaces the current list.'),
+  }),
+});
+
+export const inputVideoStartSchema = z.strictObject({
+  type: z.literal('input_video.start'),
+  event_id: eventId,
+  format: z.enum(VIDEO_FORMATS),
+  live: z
+    .boolean()
+    .optional()
+    .describe('Default true: frames the server cannot keep up with are dropped (keep-latest). false: the server stops reading the socket instead (nothing is lost).'),
+});
+
+export const inputVideoFrameSchema = z.strictObject({
+  type: z.literal('input_video.frame'),
+  event_id: eventId,
+  ptsMs: z.number().min(0).describe('Capture time of the JPEG in the next binary message, milliseconds.'),
+});
+
+export const inputVideoEndSchema = z.strictObject({ type: z.literal('input_video.end'), event_id: eventId });
+
+export const sourceOpenSchema = z
+  .strictObject({
+    type: z.literal('source.open'),
+    event_id: eventId,
+    url: z.string().min(1).max(4096).optional(),
+    path: z.string().min(1).max(4096).optional(),
+    live: z.boolean().optional().describe('Default: true for rtsp/rtmp/srt/udp URLs.'),
+  })
+  .refine((v) => (v.url === undefined) !== (v.path === undefined), { message: 'exactly one of url and path' });
+
+export const sourceCloseSchema = z.strictObject({ type: z.literal('source.close'), event_id: eventId });
+
+export const conversationItemCreateSchema = z.strictObject({
+  type: z.literal('conversation.item.create'),
+  event_id: eventId,
+  text: z.string().min(1).describe('The question the next response.create answers.'),
+});
+
+export const responseCreateSchema = z.strictObject({
+  type: z.literal('response.create'),
+  event_id: eventId,
+  generation: generationSchema.optional().describe('Overrides the session generation settings for this response.'),
+});
+
+export const responseCancelSchema = z.strictObject({
+  type: z.literal('response.cancel'),
+  event_id: eventId,
+  response_id: z.string().optional().describe('Default: the response being generated.'),
+});
+
+export const CLIENT_EVENT_SCHEMAS = {
+  'session.update': sessionUpdateSchema,
+  'input_video.start': inputVideoStartSchema,
+  'input_video.frame': inputVideoFrameSchema,
+  'input_video.end': inputVideoEndSchema,
+  'source.open': sourceOpenSchema,
+  'source.close': sourceCloseSchema,
+  'conversation.item.create': conversationItemCreateSchema,
+  'response.create': responseCreateSchema,
+  'response.cancel': responseCancelSchema,
+} as const satisfies Record<ClientEventType, z.ZodType>;
+
+export type SessionUpdateEvent = z.infer<typeof sessionUpdateSchema>;
+export type InputVideoStartEvent = z.infer<typeof inputVideoStartSchema>;
+export type InputVideoFrameEvent = z.infer<typeof inputVideoFrameSchema>;
+export type SourceOpenEvent = z.infer<typeof sourceOpenSchema>;
+export type ResponseCreateEvent = z.infer<typeof responseCreateSchema>;
+export type ResponseCancelEvent = z.infer<typeof responseCancelSchema>;
+export type PruningConfig = z.infer<typeof pruningSchema>;
+export type GenerationConfig = z.infer<typeof generationSchema>;
+export type WatchConfig = z.infer<typeof watchSchema>;
+export type ClientEvent = { [K in ClientEventType]: z.infer<(typeof CLIENT_EVENT_SCHEMAS)[K]> }[ClientEventType];
+
+export type ParseResult =
+  | { ok: true; event: ClientEvent }
+  | { ok: false; eventId: string | undefined; reason: 'json' | 'shape' | 'unknown-type' | 'schema'; message: string; issues?: readonly string[] };
+
+/** Parses and validates one text message. Never throws. */
+export function parseClientEvent(text: string): ParseResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, eventId: undefined, reason: 'json', message: `message is not valid JSON: ${(e as Error).message}` };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { ok: false, eventId: undefined, reason: 'shape', message: 'message must be a JSON object with a "type"' };
+  }
+  const obj = raw as Record<string, unknown>;
+  const eventId = typeof obj.event_id === 'string' ? obj.event_id.slice(0, 128) : undefined;
+  if (typeof obj.type !== 'string') return { ok: false, eventId, reason: 'shape', message: 'message has no string "type"' };
+  const schema = (CLIENT_EVENT_SCHEMAS as Record<string, z.ZodType<ClientEvent>>)[obj.type];
+  if (!schema) {
+    return { ok: false, eventId, reason: 'unknown-type', message: `unknown event type "${obj.type.slice(0, 64)}" (known: ${CLIENT_EVENT_TYPES.join(', ')})` };
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    const issues = r.error.issues.slice(0, 8).map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+    return { ok: false, eventId, reason: 'schema', message: `invalid ${obj.type}: ${issues.join('; ')}`, issues };
+  }
+  return { ok: true, event: r.data };
+}
+
+// ---- server → client --------------------------------------------------------------------------
+
+export interface SessionDescription {
+  id: string;
+  model: string;
+  config: {
+    fps: number;
+    resize: 'pad' | 'stretch' | 'crop';
+    pruning: { strategy: string; tau?: number; ratio?: number; temporal?: number; minKeep?: number };
+    maxContextTokens: number;
+    generation: { maxNewTokens: number; temperature: number };
+    watch: WatchConfig[];
+  };
+  limits: Record<string, number>;
+}
+
+export interface UsageInfo {
+  /** Visual tokens fed to the LLM for the frames in context when the question was asked. */
+  visualTokensKept: number;
+  /** Visual tokens the encoder produced for those frames (after video pooling, before pruning). */
+  visualTokensTotal: number;
+  /** Context tokens (video + question) the answer was conditioned on. */
+  promptTokens: number;
+  outputTokens: number;
+}
+
+export interface TimingInfo {
+  /** response.create (or watch trigger) → first answer token. */
+  ttftMs: number;
+  /** response.create → response.done. */
+  totalMs: number;
+  /** Time waiting for the session's earlier work and its scheduling turn. */
+  queueMs: number;
+}
+
+export type SourceDescription =
+  | { kind: 'input_video'; format: VideoFormat | 'frames'; live: boolean }
+  | { kind: 'url'; url: string; live: boolean }
+  | { kind: 'path'; path: string; live: boolean };
+
+export type ServerEvent =
+  | { type: 'session.created'; session: SessionDescription }
+  | { type: 'session.updated'; session: SessionDescription; event_id?: string }
+  | { type: 'source.opened'; source: SourceDescription }
+  | { type: 'source.reconnecting'; source: SourceDescription; attempt: number; delayMs: number; reason: string }
+  | { type: 'source.ended'; source: SourceDescription; frames: number; reason: 'end' | 'closed' | 'error'; error?: { code: string; message: string } }
+  | { type: 'frame.processed'; index: number; ptsMs: number; kept: number; total: number; latencyMs: number }
+  | { type: 'input_video.dropped'; count: number; total: number }
+  | { type: 'context.evicted'; frames: number; tokens: number; remainingFrames: number; oldestPtsMs: number | null }
+  | { type: 'response.created'; response: { id: string; question: string } }
+  | { type: 'response.output_text.delta'; response_id: string; delta: string }
+  | {
+      type: 'response.done';
+      response: {
+        id: string;
+        status: 'completed' | 'cancelled' | 'failed';
+        text: string;
+        stopReason: string | null;
+        usage: UsageInfo;
+        timings: TimingInfo;
+        error?: { code: string; message: string };
+      };
+    }
+  | { type: 'watch.result'; id: string; question: string; answer: string; ptsMs: number; frames: number }
+  | { type: 'error'; error: { code: string; message: string; event_id: string | null; details?: Record<string, unknown> } };
+
+/** JSON Schemas (draft 2020-12) of every client event, for docs/protocol.md and for clients that validate. */
+export function clientEventJsonSchemas(): Record<ClientEventType, unknown> {
+  const out = {} as Record<ClientEventType, unknown>;
+  for (const t of CLIENT_EVENT_TYPES) out[t] = z.toJSONSchema(CLIENT_EVENT_SCHEMAS[t], { unrepresentable: 'any' });
+  return out;
+}

@@ -1,0 +1,1083 @@
+// One video-QA session: an input (pushed container bytes, JPEGs, RGB frames, or a server-side
+// file/URL), a bounded frame queue, a pruner and a VideoContext, questions answered on the frames
+// so far, and standing questions. The WebSocket server is a thin translation of this class; the
+// library API (`createSession`) is this class.
+import { randomUUID } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { Subject, type Subscription } from 'rxjs';
+import sharp from 'sharp';
+import { WinnowError, toWinnowError } from '../errors.js';
+import type { EncodedFrame } from '../encode/index.js';
+import { openVideo } from '../ingest/index.js';
+import type { FfmpegEnv, Frame, IngestEvent, ResizeMode } from '../ingest/types.js';
+import type { AnswerResult, VideoContext } from '../llm/index.js';
+import type { Pruner, StrategyName } from '../prune/index.js';
+import { WinnowEngine, type EngineOptions, type SchedulerClient } from './engine.js';
+import { resolveLimits, type StreamLimits } from './limits.js';
+import type { SourceDescription, TimingInfo, UsageInfo, VideoFormat, WatchConfig } from './protocol.js';
+import { WebhookSender } from './webhook.js';
+
+export interface SessionConfig {
+  /** Frames per second sampled from the input. Default 1. */
+  fps: number;
+  /** How frames are fitted to the model input. Default `pad` (the default model's preprocessing). */
+  resize: ResizeMode;
+  pruning: { strategy?: StrategyName; tau?: number; ratio?: number; temporal?: number; minKeep?: number };
+  /** KV-cache budget (video + question + answer). Default: the limit `maxContextTokens`. */
+  maxContextTokens: number;
+  generation: { maxNewTokens: number; temperature: number };
+  watch: WatchConfig[];
+}
+
+export type SessionConfigUpdate = Partial<Omit<SessionConfig, 'generation' | 'pruning'>> & {
+  pruning?: SessionConfig['pruning'];
+  generation?: Partial<SessionConfig['generation']>;
+};
+
+export interface SessionOptions extends Omit<EngineOptions, 'signal'> {
+  /** A loaded engine shared with other sessions. Without it the session loads (and owns) its own. */
+  engine?: WinnowEngine;
+  config?: SessionConfigUpdate;
+  limits?: Partial<StreamLimits>;
+  id?: string;
+  /** Webhook delivery for standing questions. Default: one owned by the session. */
+  webhooks?: WebhookSender;
+  /** Explicit ffmpeg binary (else WINNOW_FFMPEG in `env`, else PATH, else the bundled one). */
+  ffmpegPath?: string;
+  env?: FfmpegEnv;
+  signal?: AbortSignal;
+}
+
+export interface FrameProcessed {
+  index: number;
+  ptsMs: number;
+  kept: number;
+  total: number;
+  /** Frame decoded (or pushed) → in the context. */
+  latencyMs: number;
+  /** LLM prefill of this frame. */
+  prefillMs: number;
+}
+
+export interface SourceEnded {
+  source: SourceDescription;
+  frames: number;
+  reason: 'end' | 'closed' | 'error';
+  error?: WinnowError;
+}
+
+export interface WatchResult {
+  id: string;
+  question: string;
+  answer: string;
+  /** Newest frame in context when the question was asked. */
+  ptsMs: number;
+  /** Frames in context. */
+  frames: number;
+}
+
+export interface AnswerDone {
+  id: string;
+  status: 'completed' | 'cancelled' | 'failed';
+  text: string;
+  stopReason: AnswerResult['stopReason'] | null;
+  usage: UsageInfo;
+  timings: TimingInfo;
+  error?: WinnowError;
+}
+
+export interface SessionEvents {
+  /** A frame was sampled from the input and queued for the model. */
+  queued: { index: number; ptsMs: number };
+  frame: FrameProcessed;
+  dropped: { count: number; total: number };
+  evicted: { frames: number; tokens: number; remainingFrames: number; oldestPtsMs: number | null };
+  'source.opened': SourceDescription;
+  'source.reconnecting': { source: SourceDescription; attempt: number; delayMs: number; reason: string };
+  'source.ended': SourceEnded;
+  watch: WatchResult;
+  /** Problems not tied to a call (a frame the model could not process, a webhook that failed). */
+  error: WinnowError;
+  closed: { reason: string };
+}
+
+export interface AskOptions {
+  maxNewTokens?: number;
+  temperature?: number;
+  signal?: AbortSignal;
+  /** Called with each text delta as it is generated (the async iterator gets them too). */
+  onDelta?: (delta: string) => void;
+}
+
+/** A streaming answer: iterate it for text deltas; `done` resolves with the final text, usage and timings. */
+export interface Answer extends AsyncIterable<string> {
+  readonly id: string;
+  readonly question: string;
+  readonly done: Promise<AnswerDone>;
+  cancel(): void;
+}
+
+export interface SessionStats {
+  framesProcessed: number;
+  framesQueued: number;
+  framesDropped: number;
+  /** Visual tokens kept / produced for the frames currently in context. */
+  visualTokensKept: number;
+  visualTokensTotal: number;
+  contextTokens: number;
+  evictedFrames: number;
+  /** ffmpeg processes of the current input that are still running. */
+  ffmpegPids: number[];
+  pendingResponses: number;
+}
+
+export interface VideoInput {
+  /** Appends container bytes. false: the buffer is full, wait for `drained()` before writing more. */
+  write(chunk: Uint8Array): boolean;
+  drained(): Promise<void>;
+  /** No more bytes; the input ends once ffmpeg has delivered its last frame. */
+  end(): void;
+}
+
+const FFMPEG_FORMAT: Readonly<Record<Exclude<VideoFormat, 'jpeg'>, string | undefined>> = {
+  // mp4 and webm are recognised by probing; naming them would stop ffmpeg from accepting the
+  // fragmented variants browsers and muxers produce.
+  mp4: undefined,
+  webm: undefined,
+  mpegts: 'mpegts',
+  mjpeg: 'mjpeg',
+};
+
+class Emitter<M> {
+  private readonly map = new Map<keyof M, Set<(e: never) => void>>();
+  on<K extends keyof M>(event: K, fn: (e: M[K]) => void): () => void {
+    let s = this.map.get(event);
+    if (!s) this.map.set(event, (s = new Set()));
+    s.add(fn as (e: never) => void);
+    return () => void s!.delete(fn as (e: never) => void);
+  }
+  emit<K extends keyof M>(event: K, e: M[K]): void {
+    const s = this.map.get(event);
+    if (s) for (const fn of [...s]) (fn as (e: M[K]) => void)(e);
+  }
+}
+
+interface InputState {
+  id: string;
+  desc: SourceDescription;
+  live: boolean;
+  format: VideoFormat | 'frames' | 'source';
+  sub?: Subscription;
+  bytes?: PassThrough;
+  ack$?: Subject<void>;
+  /** Frames accepted from this input (after fps sampling). */
+  received: number;
+  processed: number;
+  /** Frames of this input still queued or in the model. */
+  outstanding: number;
+  decodeDone: boolean;
+  ended: boolean;
+  firstPts: number | undefined;
+  lastBucket: number;
+  ptsOffset: number;
+  pids: Set<number>;
+  exitWaiters: (() => void)[];
+  /** JPEG decodes in flight (kept in order by chaining). */
+  decodeChain: Promise<void>;
+  decoding: number;
+  roomWaiters: (() => void)[];
+}
+
+interface QueuedFrame {
+  frame: Frame;
+  input: InputState;
+  enqueuedAt: number;
+}
+
+interface Job {
+  id: string;
+  question: string;
+  kind: 'response' | 'watch';
+  watchId?: string;
+  maxNewTokens: number;
+  temperature: number;
+  createdAt: number;
+  startedAt?: number;
+  firstDeltaAt?: number;
+  ac: AbortController;
+  gen?: AsyncGenerator<string, AnswerResult, void>;
+  text: string;
+  deltas: number;
+  usage: { kept: number; total: number; ptsMs: number; frames: number };
+  finished: boolean;
+  onDelta?: (d: string) => void;
+  buffer: string[];
+  waiters: (() => void)[];
+  resolve: (d: AnswerDone) => void;
+  done: Promise<AnswerDone>;
+}
+
+interface WatchState {
+  spec: WatchConfig;
+  lastPts: number | undefined;
+  pending: boolean;
+  lastAnswer: string | undefined;
+}
+
+let responseCounter = 0;
+
+/**
+ * Use `createSession` (loads or borrows the engine). `close()` is idempotent and cascades: answers
+ * are cancelled with a final `done`, ffmpeg is killed, the KV cache is released.
+ */
+export class Session implements SchedulerClient {
+  readonly id: string;
+  readonly limits: StreamLimits;
+  private readonly events = new Emitter<SessionEvents>();
+  private cfg: SessionConfig;
+  private pruner: Pruner;
+  private ctx: VideoContext;
+  private readonly queue: QueuedFrame[] = [];
+  private inFlight: QueuedFrame | undefined;
+  private input: InputState | undefined;
+  private readonly jobs: Job[] = [];
+  private active: Job | undefined;
+  private watches = new Map<string, WatchState>();
+  private readonly window: { kept: number; total: number }[] = [];
+  private keptInWindow = 0;
+  private totalInWindow = 0;
+  private framesProcessed = 0;
+  private nextIndex = 0;
+  private lastPts: number | undefined;
+  private dropped = 0;
+  private droppedUnreported = 0;
+  private dropTimer: ReturnType<typeof setTimeout> | undefined;
+  private closing: Promise<void> | undefined;
+  private lastActivity = Date.now();
+  private readonly webhooks: WebhookSender;
+  private readonly ownsWebhooks: boolean;
+
+  constructor(
+    readonly engine: WinnowEngine,
+    private readonly ownsEngine: boolean,
+    options: SessionOptions = {},
+  ) {
+    this.id = options.id ?? `sess_${randomUUID()}`;
+    this.limits = resolveLimits(options.limits);
+    this.ffmpegPath = options.ffmpegPath;
+    this.env = options.env;
+    this.cfg = {
+      fps: 1,
+      resize: 'pad',
+      pruning: {},
+      maxContextTokens: this.limits.maxContextTokens,
+      generation: { maxNewTokens: Math.min(this.limits.maxNewTokens, engine.lm.config.generation.maxNewTokens ?? 64), temperature: 0 },
+      watch: [],
+    };
+    this.ownsWebhooks = options.webhooks === undefined;
+    this.webhooks = options.webhooks ?? new WebhookSender();
+    this.checkUpdate(options.config ?? {});
+    this.cfg = this.merged(options.config ?? {});
+    this.pruner = engine.createPruner(this.cfg.pruning);
+    this.ctx = this.newContext();
+    this.setWatches(this.cfg.watch);
+    engine.scheduler.add(this);
+  }
+
+  private readonly ffmpegPath: string | undefined;
+  private readonly env: FfmpegEnv | undefined;
+
+  on<K extends keyof SessionEvents>(event: K, listener: (e: SessionEvents[K]) => void): () => void {
+    return this.events.on(event, listener);
+  }
+
+  get config(): Readonly<SessionConfig> {
+    return this.cfg;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Milliseconds since the last client call or frame (idle detection). */
+  get idleMs(): number {
+    return Date.now() - this.lastActivity;
+  }
+
+  /** Marks client activity (the server calls it for every message). */
+  touch(): void {
+    this.lastActivity = Date.now();
+  }
+
+  get stats(): SessionStats {
+    const s = this.ctx.stats;
+    return {
+      framesProcessed: this.framesProcessed,
+      framesQueued: this.queue.length,
+      framesDropped: this.dropped,
+      visualTokensKept: this.keptInWindow,
+      visualTokensTotal: this.totalInWindow,
+      contextTokens: s.tokens,
+      evictedFrames: s.evictedFrames,
+      ffmpegPids: this.input ? [...this.input.pids] : [],
+      pendingResponses: this.jobs.length + (this.active ? 1 : 0),
+    };
+  }
+
+  /** Whether an input (pushed video, frames or a source) is active. */
+  get inputActive(): boolean {
+    return this.input !== undefined && !this.input.ended;
+  }
+
+  get inputFormat(): VideoFormat | 'frames' | 'source' | undefined {
+    return this.input && !this.input.ended ? this.input.format : undefined;
+  }
+
+  // ---- configuration ----------------------------------------------------------------------------
+
+  private assertOpen(): void {
+    if (this.closing) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', `session ${this.id} is closed`);
+  }
+
+  private checkQuestion(q: string, what: string): void {
+    if (q.trim().length === 0) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${what} is empty`);
+    if (q.length > this.limits.maxQuestionChars) {
+      throw new WinnowError('WINNOW_ERR_LIMIT_EXCEEDED', `${what} has ${q.length} characters; the limit maxQuestionChars is ${this.limits.maxQuestionChars}`, {
+        details: { limit: 'maxQuestionChars', value: q.length, max: this.limits.maxQuestionChars },
+      });
+    }
+  }
+
+  private checkUpdate(u: SessionConfigUpdate): void {
+    const L = this.limits;
+    const over = (limit: keyof StreamLimits, value: number, max: number): never => {
+      throw new WinnowError('WINNOW_ERR_LIMIT_EXCEEDED', `${limit} ${value} exceeds the server limit ${max}`, { details: { limit, value, max } });
+    };
+    if (u.fps !== undefined && !(u.fps > 0 && u.fps <= 30)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `fps must be in (0, 30], got ${u.fps}`);
+    if (u.maxContextTokens !== undefined) {
+      if (!Number.isInteger(u.maxContextTokens) || u.maxContextTokens < 512) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'maxContextTokens must be an integer ≥ 512');
+      if (u.maxContextTokens > L.maxContextTokens) over('maxContextTokens', u.maxContextTokens, L.maxContextTokens);
+      if (u.maxContextTokens !== this.cfg.maxContextTokens && this.ctx && (this.ctx.stats.frames > 0 || this.ctx.stats.evictedFrames > 0)) {
+        throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'maxContextTokens can only change before the first frame');
+      }
+    }
+    const g = u.generation;
+    if (g?.maxNewTokens !== undefined && g.maxNewTokens > L.maxNewTokens) over('maxNewTokens', g.maxNewTokens, L.maxNewTokens);
+    if (u.watch) {
+      if (u.watch.length > L.maxWatches) over('maxWatches', u.watch.length, L.maxWatches);
+      const ids = new Set<string>();
+      for (const w of u.watch) {
+        if (ids.has(w.id)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `watch id ${w.id} is used twice`);
+        ids.add(w.id);
+        this.checkQuestion(w.question, `watch ${w.id} question`);
+        if (w.everySeconds < L.minWatchSeconds) {
+          throw new WinnowError('WINNOW_ERR_LIMIT_EXCEEDED', `watch ${w.id}: everySeconds ${w.everySeconds} is below the limit minWatchSeconds ${L.minWatchSeconds}`, {
+            details: { limit: 'minWatchSeconds', value: w.everySeconds, min: L.minWatchSeconds },
+          });
+        }
+      }
+    }
+    // Pruning settings are checked by constructing the pruner (codebook presence, tau, minKeep).
+    if (u.pruning) void this.engine.createPruner({ ...this.cfg?.pruning, ...u.pruning }).close();
+  }
+
+  private merged(u: SessionConfigUpdate): SessionConfig {
+    return {
+      fps: u.fps ?? this.cfg.fps,
+      resize: u.resize ?? this.cfg.resize,
+      pruning: u.pruning ? { ...this.cfg.pruning, ...u.pruning } : this.cfg.pruning,
+      maxContextTokens: u.maxContextTokens ?? this.cfg.maxContextTokens,
+      generation: { ...this.cfg.generation, ...(u.generation ?? {}) },
+      watch: u.watch ?? this.cfg.watch,
+    };
+  }
+
+  private newContext(): VideoContext {
+    const ctx = this.engine.lm.createContext({ maxContextTokens: this.cfg.maxContextTokens });
+    ctx.on('evicted', (e) => {
+      for (const w of this.window.splice(0, e.frames)) {
+        this.keptInWindow -= w.kept;
+        this.totalInWindow -= w.total;
+      }
+      this.events.emit('evicted', { frames: e.frames, tokens: e.tokens, remainingFrames: e.remainingFrames, oldestPtsMs: e.oldestPtsMs });
+    });
+    return ctx;
+  }
+
+  private setWatches(list: readonly WatchConfig[]): void {
+    const next = new Map<string, WatchState>();
+    for (const w of list) {
+      const prev = this.watches.get(w.id);
+      next.set(w.id, { spec: w, lastPts: prev?.spec.question === w.question ? prev.lastPts : undefined, pending: prev?.pending ?? false, lastAnswer: prev?.lastAnswer });
+    }
+    this.watches = next;
+  }
+
+  /**
+   * Changes settings. fps and resize apply to the next input; pruning to the next frame;
+   * maxContextTokens only before the first frame; watch replaces the standing questions.
+   */
+  update(u: SessionConfigUpdate): Readonly<SessionConfig> {
+    this.assertOpen();
+    this.touch();
+    this.checkUpdate(u);
+    const prev = this.cfg;
+    this.cfg = this.merged(u);
+    if (u.pruning) {
+      const old = this.pruner;
+      this.pruner = this.engine.createPruner(this.cfg.pruning);
+      void old.close();
+    }
+    if (this.cfg.maxContextTokens !== prev.maxContextTokens) {
+      const old = this.ctx;
+      this.ctx = this.newContext();
+      void old.close();
+    }
+    if (u.watch) this.setWatches(u.watch);
+    return this.cfg;
+  }
+
+  // ---- inputs -------------------------------------------------------------------------------------
+
+  private beginInput(desc: SourceDescription, format: InputState['format'], live: boolean): InputState {
+    this.assertOpen();
+    if (this.inputActive) {
+      throw new WinnowError('WINNOW_ERR_PROTOCOL', 'an input is already active; end or close it first', { details: { active: this.input!.desc } });
+    }
+    this.touch();
+    const fps = this.cfg.fps;
+    const input: InputState = {
+      id: `in_${randomUUID().slice(0, 8)}`,
+      desc,
+      live,
+      format,
+      received: 0,
+      processed: 0,
+      outstanding: 0,
+      decodeDone: false,
+      ended: false,
+      firstPts: undefined,
+      lastBucket: -1,
+      // Inputs continue the session timeline one frame interval after the previous one.
+      ptsOffset: this.lastPts === undefined ? 0 : this.lastPts + Math.round(1000 / fps),
+      pids: new Set(),
+      exitWaiters: [],
+      decodeChain: Promise.resolve(),
+      decoding: 0,
+      roomWaiters: [],
+    };
+    this.input = input;
+    this.events.emit('source.opened', desc);
+    return input;
+  }
+
+  private ingestEvent(input: InputState, e: IngestEvent): void {
+    if (e.type === 'spawn') input.pids.add(e.pid);
+    else if (e.type === 'exit') {
+      input.pids.delete(e.pid);
+      if (input.pids.size === 0) for (const w of input.exitWaiters.splice(0)) w();
+    } else if (e.type === 'reconnect') {
+      this.events.emit('source.reconnecting', { source: input.desc, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.message });
+    } else if (e.type === 'drop') {
+      this.countDropped(e.droppedFrames);
+    }
+  }
+
+  private subscribeFfmpeg(input: InputState, source: string | PassThrough, opts: { inputFormat?: string; live?: boolean; stallTimeoutMs?: number }): void {
+    const size = this.engine.inputSize;
+    const ack$ = input.live ? undefined : new Subject<void>();
+    input.ack$ = ack$;
+    const frames$ = openVideo(source, {
+      fps: this.cfg.fps,
+      size,
+      resize: this.cfg.resize,
+      ...(opts.inputFormat ? { inputFormat: opts.inputFormat } : {}),
+      ...(opts.live !== undefined ? { live: opts.live } : {}),
+      ...(opts.stallTimeoutMs !== undefined ? { stallTimeoutMs: opts.stallTimeoutMs } : {}),
+      ...(ack$ ? { ack$, maxInFlightFrames: this.limits.maxQueuedFrames } : {}),
+      ...(this.ffmpegPath ? { ffmpegPath: this.ffmpegPath } : {}),
+      ...(this.env ? { env: this.env } : {}),
+      onEvent: (e) => this.ingestEvent(input, e),
+    });
+    input.sub = frames$.subscribe({
+      next: (f) => this.enqueue(input, f, false),
+      error: (e: unknown) => this.finishInput(input, 'error', toWinnowError(e)),
+      complete: () => {
+        input.decodeDone = true;
+        this.maybeEnded(input);
+      },
+    });
+  }
+
+  /**
+   * Starts a pushed container stream (mp4 | webm | mpegts | mjpeg); write its bytes to the returned
+   * input. Live (default): frames the model cannot keep up with are dropped, newest kept.
+   * Not live: nothing is dropped; `write` returns false while the buffer is full.
+   */
+  startVideo(format: Exclude<VideoFormat, 'jpeg'>, options: { live?: boolean } = {}): VideoInput {
+    const live = options.live ?? true;
+    const input = this.beginInput({ kind: 'input_video', format, live }, format, live);
+    const bytes = new PassThrough({ highWaterMark: this.limits.maxBufferedInputBytes });
+    // ffmpeg exiting early makes writes fail with EPIPE; the input reports the exit itself.
+    bytes.on('error', () => undefined);
+    input.bytes = bytes;
+    // Pushed bytes stop whenever the client stops; idle detection, not a stall timer, ends those.
+    this.subscribeFfmpeg(input, bytes, { inputFormat: FFMPEG_FORMAT[format], live: false, stallTimeoutMs: 0 });
+    return {
+      write: (chunk) => {
+        if (input.ended || bytes.destroyed || bytes.writableEnded) return true;
+        this.touch();
+        return bytes.write(chunk);
+      },
+      drained: () =>
+        input.ended || bytes.destroyed || !bytes.writableNeedDrain
+          ? Promise.resolve()
+          : new Promise<void>((r) => {
+              const done = (): void => {
+                bytes.off('drain', done);
+                bytes.off('close', done);
+                r();
+              };
+              bytes.once('drain', done);
+              bytes.once('close', done);
+            }),
+      end: () => {
+        if (!bytes.writableEnded) bytes.end();
+      },
+    };
+  }
+
+  /** Starts a stream of JPEG images pushed one by one with `pushJpeg`. */
+  startJpeg(options: { live?: boolean } = {}): void {
+    const live = options.live ?? true;
+    const input = this.beginInput({ kind: 'input_video', format: 'jpeg', live }, 'jpeg', live);
+    input.decodeDone = false;
+  }
+
+  /**
+   * One JPEG of a `startJpeg` input, captured at `ptsMs`. Resolves once it is queued (for a
+   * non-live input, once the queue has room). Decoding errors reject with WINNOW_ERR_CORRUPT_INPUT.
+   */
+  async pushJpeg(bytes: Uint8Array, ptsMs: number): Promise<void> {
+    this.assertOpen();
+    const input = this.input;
+    if (!input || input.ended || input.format !== 'jpeg') throw new WinnowError('WINNOW_ERR_PROTOCOL', 'no active jpeg input (input_video.start with format jpeg)');
+    this.touch();
+    if (input.live && input.decoding >= this.limits.maxQueuedFrames) {
+      // Decoding cannot keep up: drop the newest undecoded image rather than queue without bound.
+      this.countDropped(1);
+      return;
+    }
+    input.decoding++;
+    const size = this.engine.inputSize;
+    const fit = this.cfg.resize === 'pad' ? 'contain' : this.cfg.resize === 'stretch' ? 'fill' : 'cover';
+    const decoded = sharp(bytes, { limitInputPixels: this.limits.maxJpegPixels, failOn: 'error' })
+      .removeAlpha()
+      .resize(size.width, size.height, { fit, background: { r: 127, g: 127, b: 127 }, kernel: 'cubic' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    const step = input.decodeChain.then(async () => {
+      let img: { data: Buffer; info: { width: number; height: number } };
+      try {
+        img = await decoded;
+      } catch (e) {
+        throw new WinnowError('WINNOW_ERR_CORRUPT_INPUT', `cannot decode the JPEG: ${(e as Error).message}`, { cause: e });
+      } finally {
+        input.decoding--;
+      }
+      if (input.ended) return;
+      await this.enqueueWhenRoom(input, { index: 0, ptsMs, width: img.info.width, height: img.info.height, data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length) });
+    });
+    input.decodeChain = step.catch(() => undefined);
+    return step;
+  }
+
+  /**
+   * Pushes RGB frames (any size; the encoder fits them) from an iterable, e.g. frames decoded by the
+   * host application. Not live by default: waits for queue room instead of dropping.
+   */
+  async pushFrames(frames: Iterable<Frame> | AsyncIterable<Frame>, options: { live?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    const live = options.live ?? false;
+    const input = this.beginInput({ kind: 'input_video', format: 'frames', live }, 'frames', live);
+    try {
+      for await (const f of frames as AsyncIterable<Frame>) {
+        if (options.signal?.aborted || input.ended) break;
+        if (f.data.length !== f.width * f.height * 3) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `frame ${f.index}: data is not width × height × 3 bytes`);
+        await this.enqueueWhenRoom(input, f);
+      }
+    } catch (e) {
+      this.finishInput(input, 'error', toWinnowError(e));
+      throw e;
+    }
+    this.endInput();
+  }
+
+  /**
+   * Decodes a file path or URL on the server side (no access checks here: the WebSocket server
+   * applies its allow-lists before calling this). Live URLs reconnect and drop frames they cannot
+   * keep up with; files pause instead.
+   */
+  openSource(source: { url: string } | { path: string }, options: { live?: boolean } = {}): SourceDescription {
+    const target = 'url' in source ? source.url : source.path;
+    const liveGuess = 'url' in source && /^(rtsp|rtsps|rtmp|rtmps|srt|udp):/i.test(source.url);
+    const live = options.live ?? liveGuess;
+    const desc: SourceDescription = 'url' in source ? { kind: 'url', url: redact(source.url), live } : { kind: 'path', path: source.path, live };
+    const input = this.beginInput(desc, 'source', live);
+    try {
+      this.subscribeFfmpeg(input, target, { live });
+    } catch (e) {
+      this.finishInput(input, 'error', toWinnowError(e));
+      throw e;
+    }
+    return desc;
+  }
+
+  /** Ends the current input: pushed bytes/JPEGs are finished (their frames still get processed). */
+  endInput(): void {
+    const input = this.input;
+    if (!input || input.ended) return;
+    this.touch();
+    if (input.bytes) input.bytes.end();
+    else if (input.format === 'jpeg' || input.format === 'frames') {
+      void input.decodeChain.then(() => {
+        input.decodeDone = true;
+        this.maybeEnded(input);
+      });
+    } else {
+      this.closeSource();
+    }
+  }
+
+  /** Stops the current input now (ffmpeg killed, queued frames of it discarded). */
+  closeSource(): void {
+    const input = this.input;
+    if (!input || input.ended) return;
+    this.finishInput(input, 'closed');
+  }
+
+  private stopInput(input: InputState): void {
+    input.sub?.unsubscribe();
+    input.bytes?.destroy();
+    input.ack$?.complete();
+    for (const w of input.roomWaiters.splice(0)) w();
+  }
+
+  private finishInput(input: InputState, reason: SourceEnded['reason'], error?: WinnowError): void {
+    if (input.ended) return;
+    input.ended = true;
+    this.stopInput(input);
+    if (reason !== 'end') {
+      // Frames not yet processed are discarded (closed) or never coming (error): drop them.
+      for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].input === input && reason === 'closed') this.queue.splice(i, 1);
+    }
+    this.events.emit('source.ended', { source: input.desc, frames: input.processed, reason, ...(error ? { error } : {}) });
+  }
+
+  private maybeEnded(input: InputState): void {
+    if (!input.ended && input.decodeDone && input.outstanding === 0) this.finishInput(input, 'end');
+  }
+
+  private countDropped(n: number): void {
+    this.dropped += n;
+    this.droppedUnreported += n;
+    // Coalesced: one event per 200 ms at most, so a flood of drops is not a flood of messages.
+    if (this.dropTimer) return;
+    this.dropTimer = setTimeout(() => {
+      this.dropTimer = undefined;
+      const count = this.droppedUnreported;
+      this.droppedUnreported = 0;
+      if (count > 0 && !this.closing) this.events.emit('dropped', { count, total: this.dropped });
+    }, 200);
+  }
+
+  /** fps sampling by timestamp for inputs ffmpeg does not sample; returns the timeline pts or undefined to skip. */
+  private sample(input: InputState, ptsMs: number, sampled: boolean): number | undefined {
+    if (input.firstPts === undefined) input.firstPts = ptsMs;
+    const rel = ptsMs - input.firstPts;
+    if (!sampled) {
+      if (rel < 0) return undefined;
+      const bucket = Math.floor((rel * this.cfg.fps) / 1000 + 1e-9);
+      if (bucket <= input.lastBucket) return undefined;
+      input.lastBucket = bucket;
+    }
+    return input.ptsOffset + Math.max(0, rel);
+  }
+
+  private async enqueueWhenRoom(input: InputState, f: Frame): Promise<void> {
+    while (!input.live && !input.ended && !this.closing && this.queue.length >= this.limits.maxQueuedFrames) {
+      await new Promise<void>((r) => input.roomWaiters.push(r));
+    }
+    if (input.ended || this.closing) return;
+    this.enqueue(input, f, true);
+  }
+
+  private enqueue(input: InputState, f: Frame, needsSampling: boolean): void {
+    if (this.closing || input.ended) {
+      input.ack$?.next();
+      return;
+    }
+    // ffmpeg's own sampling already applied fps (needsSampling false); its pts are the source's.
+    const pts = this.sample(input, f.ptsMs, !needsSampling);
+    if (pts === undefined) return;
+    this.touch();
+    input.received++;
+    input.outstanding++;
+    if (input.live && this.queue.length >= this.limits.maxQueuedFrames) {
+      const old = this.queue.shift()!;
+      old.input.outstanding--;
+      old.input.ack$?.next();
+      this.countDropped(1);
+    }
+    const frame: Frame = { index: this.nextIndex++, ptsMs: pts, width: f.width, height: f.height, data: f.data };
+    this.queue.push({ frame, input, enqueuedAt: performance.now() });
+    this.events.emit('queued', { index: frame.index, ptsMs: frame.ptsMs });
+    this.engine.scheduler.wake();
+  }
+
+  // ---- scheduler client -----------------------------------------------------------------------------
+
+  /** @internal */
+  wantsAnswerTurn(): boolean {
+    return !this.closing && (this.active !== undefined || this.jobs.length > 0);
+  }
+
+  /** @internal */
+  takeFrame(): Frame | undefined {
+    if (this.closing || this.inFlight) return undefined;
+    const q = this.queue.shift();
+    if (!q) return undefined;
+    this.inFlight = q;
+    // A queue slot freed: a waiting non-live producer may go on.
+    const w = q.input.roomWaiters.shift();
+    w?.();
+    return q.frame;
+  }
+
+  private settleFrame(q: QueuedFrame): void {
+    this.inFlight = undefined;
+    q.input.outstanding--;
+    q.input.processed++;
+    q.input.ack$?.next();
+    this.maybeEnded(q.input);
+  }
+
+  /** @internal */
+  async consumeEncoded(encoded: EncodedFrame): Promise<void> {
+    const q = this.inFlight;
+    if (!q) return;
+    try {
+      if (this.closing) return;
+      const pruned = await this.pruner.prune({ ...encoded, sourceId: q.input.id });
+      const r = await this.ctx.appendFrame(pruned);
+      const kept = pruned.kept.length;
+      const total = pruned.gridH * pruned.gridW;
+      this.window.push({ kept, total });
+      this.keptInWindow += kept;
+      this.totalInWindow += total;
+      this.framesProcessed++;
+      this.lastPts = q.frame.ptsMs;
+      this.events.emit('frame', {
+        index: q.frame.index,
+        ptsMs: q.frame.ptsMs,
+        kept,
+        total,
+        latencyMs: Math.round((performance.now() - q.enqueuedAt) * 10) / 10,
+        prefillMs: r.prefillMs,
+      });
+      this.checkWatches(q.frame.ptsMs);
+    } catch (e) {
+      if (!this.closing) this.events.emit('error', toWinnowError(e, 'WINNOW_ERR_INFERENCE'));
+    } finally {
+      this.settleFrame(q);
+    }
+  }
+
+  /** @internal */
+  frameFailed(_frame: Frame, error: unknown): void {
+    const q = this.inFlight;
+    if (!q) return;
+    if (!this.closing) this.events.emit('error', toWinnowError(error, 'WINNOW_ERR_INFERENCE'));
+    this.settleFrame(q);
+  }
+
+  // ---- questions -------------------------------------------------------------------------------------
+
+  /**
+   * Asks about the frames processed so far (the newest is "now"). Questions are answered one at a
+   * time per session, in order; frames keep queueing meanwhile.
+   */
+  ask(question: string, options: AskOptions = {}): Answer {
+    this.assertOpen();
+    this.touch();
+    this.checkQuestion(question, 'the question');
+    const pending = this.jobs.filter((j) => j.kind === 'response').length + (this.active?.kind === 'response' ? 1 : 0);
+    if (pending >= this.limits.maxPendingResponses) {
+      throw new WinnowError('WINNOW_ERR_LIMIT_EXCEEDED', `${pending} responses are already pending; the limit maxPendingResponses is ${this.limits.maxPendingResponses}`, {
+        retryable: true,
+        details: { limit: 'maxPendingResponses', max: this.limits.maxPendingResponses },
+      });
+    }
+    const maxNewTokens = options.maxNewTokens ?? this.cfg.generation.maxNewTokens;
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'maxNewTokens must be a positive integer');
+    if (maxNewTokens > this.limits.maxNewTokens) {
+      throw new WinnowError('WINNOW_ERR_LIMIT_EXCEEDED', `maxNewTokens ${maxNewTokens} exceeds the server limit ${this.limits.maxNewTokens}`, {
+        details: { limit: 'maxNewTokens', value: maxNewTokens, max: this.limits.maxNewTokens },
+      });
+    }
+    const job = this.newJob('response', question, maxNewTokens, options.temperature ?? this.cfg.generation.temperature, options.onDelta);
+    if (options.signal) {
+      if (options.signal.aborted) job.ac.abort();
+      else options.signal.addEventListener('abort', () => this.cancelJob(job), { once: true });
+    }
+    this.jobs.push(job);
+    this.engine.scheduler.wake();
+    return this.answerOf(job);
+  }
+
+  /** Cancels a response by id, or the one being generated. Returns whether one was found. */
+  cancel(responseId?: string): boolean {
+    const job = responseId === undefined ? (this.active?.kind === 'response' ? this.active : this.jobs.find((j) => j.kind === 'response')) : [this.active, ...this.jobs].find((j) => j?.id === responseId);
+    if (!job || job.finished) return false;
+    this.cancelJob(job);
+    return true;
+  }
+
+  private newJob(kind: Job['kind'], question: string, maxNewTokens: number, temperature: number, onDelta?: (d: string) => void): Job {
+    let resolve!: (d: AnswerDone) => void;
+    const done = new Promise<AnswerDone>((r) => (resolve = r));
+    return {
+      id: `resp_${(++responseCounter).toString(36)}_${randomUUID().slice(0, 6)}`,
+      question,
+      kind,
+      maxNewTokens,
+      temperature,
+      createdAt: performance.now(),
+      ac: new AbortController(),
+      text: '',
+      deltas: 0,
+      usage: { kept: 0, total: 0, ptsMs: 0, frames: 0 },
+      finished: false,
+      ...(onDelta ? { onDelta } : {}),
+      buffer: [],
+      waiters: [],
+      resolve,
+      done,
+    };
+  }
+
+  private answerOf(job: Job): Answer {
+    const cancel = (): void => this.cancelJob(job);
+    return {
+      id: job.id,
+      question: job.question,
+      done: job.done,
+      cancel,
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<string>> => {
+          for (;;) {
+            const d = job.buffer.shift();
+            if (d !== undefined) return { value: d, done: false };
+            if (job.finished) return { value: undefined, done: true };
+            await new Promise<void>((r) => job.waiters.push(r));
+          }
+        },
+        return: async (): Promise<IteratorResult<string>> => ({ value: undefined, done: true }),
+      }),
+    };
+  }
+
+  private cancelJob(job: Job): void {
+    if (job.finished) return;
+    job.ac.abort();
+    const i = this.jobs.indexOf(job);
+    if (i >= 0) {
+      this.jobs.splice(i, 1);
+      this.finishJob(job, 'cancelled', null);
+    } else {
+      // Active: the scheduler's next turn sees the abort and finishes it.
+      this.engine.scheduler.wake();
+    }
+  }
+
+  private finishJob(job: Job, status: AnswerDone['status'], result: AnswerResult | null, error?: WinnowError): void {
+    if (job.finished) return;
+    job.finished = true;
+    if (this.active === job) this.active = undefined;
+    const now = performance.now();
+    const round = (x: number): number => Math.round(x * 10) / 10;
+    const done: AnswerDone = {
+      id: job.id,
+      status,
+      text: job.text.trim(),
+      stopReason: result?.stopReason ?? null,
+      usage: {
+        visualTokensKept: job.usage.kept,
+        visualTokensTotal: job.usage.total,
+        promptTokens: result ? result.contextTokens + result.questionTokens : 0,
+        outputTokens: result ? result.generatedTokens : job.deltas,
+      },
+      timings: {
+        ttftMs: job.firstDeltaAt !== undefined ? round(job.firstDeltaAt - job.createdAt) : result ? round((job.startedAt ?? now) - job.createdAt + result.ttftMs) : -1,
+        totalMs: round(now - job.createdAt),
+        queueMs: round((job.startedAt ?? now) - job.createdAt),
+      },
+      ...(error ? { error } : {}),
+    };
+    for (const w of job.waiters.splice(0)) w();
+    if (job.kind === 'watch' && job.watchId) {
+      const w = this.watches.get(job.watchId);
+      if (w) w.pending = false;
+      if (status === 'completed' && !this.closing) this.emitWatch(job, done.text, w);
+    }
+    job.resolve(done);
+  }
+
+  private emitWatch(job: Job, answer: string, w: WatchState | undefined): void {
+    const result: WatchResult = { id: job.watchId!, question: job.question, answer, ptsMs: job.usage.ptsMs, frames: job.usage.frames };
+    this.events.emit('watch', result);
+    if (!w?.spec.webhook) return;
+    const changed = w.lastAnswer !== answer;
+    w.lastAnswer = answer;
+    if ((w.spec.notify ?? 'always') === 'change' && !changed) return;
+    this.webhooks.send(w.spec.webhook, { type: 'watch.result', session_id: this.id, ...result });
+  }
+
+  private checkWatches(ptsMs: number): void {
+    for (const w of this.watches.values()) {
+      if (w.pending) continue;
+      if (w.lastPts !== undefined && ptsMs - w.lastPts < w.spec.everySeconds * 1000) continue;
+      w.lastPts = ptsMs;
+      w.pending = true;
+      const job = this.newJob('watch', w.spec.question, this.cfg.generation.maxNewTokens, 0);
+      job.watchId = w.spec.id;
+      this.jobs.push(job);
+    }
+  }
+
+  /** @internal */
+  async runAnswerTurn(maxDeltas: number): Promise<void> {
+    if (this.closing) return;
+    const job = this.active ?? this.jobs.shift();
+    if (!job) return;
+    this.active = job;
+    try {
+      if (job.ac.signal.aborted) {
+        if (job.gen) await job.gen.return(undefined as never).catch(() => undefined);
+        this.finishJob(job, 'cancelled', null);
+        return;
+      }
+      if (!job.gen) {
+        job.startedAt = performance.now();
+        job.usage = { kept: this.keptInWindow, total: this.totalInWindow, ptsMs: this.lastPts ?? 0, frames: this.window.length };
+        job.gen = this.ctx.askStream(job.question, { signal: job.ac.signal, maxNewTokens: job.maxNewTokens, temperature: job.temperature });
+      }
+      for (let i = 0; i < maxDeltas; i++) {
+        const r = await job.gen.next();
+        if (r.done) {
+          this.finishJob(job, 'completed', r.value);
+          return;
+        }
+        if (job.firstDeltaAt === undefined) job.firstDeltaAt = performance.now();
+        job.text += r.value;
+        job.deltas++;
+        if (job.kind === 'response') {
+          job.buffer.push(r.value);
+          for (const w of job.waiters.splice(0)) w();
+          job.onDelta?.(r.value);
+        }
+        if (job.ac.signal.aborted) break;
+      }
+    } catch (e) {
+      const err = toWinnowError(e, 'WINNOW_ERR_INFERENCE');
+      if (err.code === 'WINNOW_ERR_ABORTED' || job.ac.signal.aborted) this.finishJob(job, 'cancelled', null);
+      else {
+        this.finishJob(job, 'failed', null, err);
+      }
+    }
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------------------
+
+  /** Waits until every queued frame and question is done (tests, batch tools). */
+  async drain(signal?: AbortSignal): Promise<void> {
+    while (!this.closing && (this.queue.length || this.inFlight || this.active || this.jobs.length)) {
+      if (signal?.aborted) throw toWinnowError(signal.reason ?? new Error('aborted'), 'WINNOW_ERR_ABORTED');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /**
+   * Closes the session: answers in flight are cancelled (their `done` resolves with status
+   * `cancelled`), the input stops (ffmpeg killed and waited for), the KV cache is released.
+   * Idempotent; resolves when everything is released.
+   */
+  close(reason = 'closed'): Promise<void> {
+    this.closing ??= this.doClose(reason);
+    return this.closing;
+  }
+
+  private async doClose(reason: string): Promise<void> {
+    if (this.dropTimer) clearTimeout(this.dropTimer);
+    const jobs = [...(this.active ? [this.active] : []), ...this.jobs];
+    this.jobs.length = 0;
+    for (const j of jobs) j.ac.abort();
+    const input = this.input;
+    let exited: Promise<void> = Promise.resolve();
+    if (input) {
+      if (input.pids.size > 0) exited = new Promise<void>((r) => input.exitWaiters.push(r));
+      if (!input.ended) this.finishInput(input, 'closed');
+    }
+    this.queue.length = 0;
+    this.engine.scheduler.remove(this);
+    for (const j of jobs) {
+      if (j.gen) await j.gen.return(undefined as never).catch(() => undefined);
+      this.finishJob(j, 'cancelled', null);
+    }
+    this.active = undefined;
+    // ffmpeg gets SIGTERM then SIGKILL after the ingest grace period; wait for it (bounded).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, 5_000)))]);
+    clearTimeout(timer);
+    await this.ctx.close();
+    await this.pruner.close();
+    if (this.ownsWebhooks) this.webhooks.close();
+    this.events.emit('closed', { reason });
+    if (this.ownsEngine) await this.engine.close();
+  }
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) {
+      u.username = u.username ? '***' : '';
+      u.password = u.password ? '***' : '';
+    }
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * The library entry point: a session over a shared engine (`engine`) or its own (loaded from
+ * `model` / `codebook`, closed with the session).
+ *
+ * ```ts
+ * const session = await createSession({ model: 'models/winnow-tiny' });
+ * session.openSource({ path: 'clip.mp4' });
+ * for await (const delta of session.ask('did a red square appear?')) process.stdout.write(delta);
+ * await session.close();
+ * ```
+ */
+export async function createSession(options: SessionOptions = {}): Promise<Session> {
+  if (options.engine) return new Session(options.engine, false, options);
+  const engine = await WinnowEngine.load({ ...options, ...(options.signal ? { signal: options.signal } : {}) });
+  try {
+    return new Session(engine, true, options);
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+}
+

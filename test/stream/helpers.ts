@@ -1,0 +1,155 @@
+// Shared helpers for the stream tests: a real ws client that records every event, rendered
+// videos, and the default model loaded once per test file.
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { writeDataset, type VideoTruth } from '../../src/synth/index.js';
+import { WinnowEngine } from '../../src/stream/index.js';
+import type { ServerEvent } from '../../src/stream/index.js';
+
+export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const MODEL_DIR = join(repoRoot, 'models', 'winnow-tiny');
+export const modelSkip = existsSync(join(MODEL_DIR, 'onnx', 'decoder_model_merged.onnx')) ? false : 'models/winnow-tiny is not installed';
+
+let enginePromise: Promise<WinnowEngine> | undefined;
+/** The default model, loaded once per test file (process). */
+export function sharedEngine(): Promise<WinnowEngine> {
+  enginePromise ??= WinnowEngine.load({ model: MODEL_DIR });
+  return enginePromise;
+}
+
+export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Renders one synthetic-world video (H.264 MP4, faststart) with its ground truth. */
+export async function renderVideo(dir: string, seed: number, durationS: number): Promise<{ mp4: string; truth: VideoTruth }> {
+  const out = join(dir, `seed${seed}`);
+  const { files } = await writeDataset({ outDir: out, seed, stills: 0, videos: 1, durationS, ffmpegPath: 'ffmpeg' });
+  const mp4 = files[0];
+  const truth = JSON.parse(await readFile(mp4.replace(/\.mp4$/, '.json'), 'utf8')) as VideoTruth;
+  return { mp4, truth };
+}
+
+export type AnyEvent = ServerEvent | { type: string; [k: string]: unknown };
+
+export class TestClient {
+  readonly events: AnyEvent[] = [];
+  private waiters: { pred: (e: AnyEvent) => boolean; resolve: (e: AnyEvent) => void }[] = [];
+  closeCode: number | undefined;
+  readonly closed: Promise<number>;
+
+  private constructor(readonly ws: WebSocket) {
+    this.closed = new Promise((r) => ws.on('close', (code) => { this.closeCode = code; r(code); }));
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      const e = JSON.parse(data.toString()) as AnyEvent;
+      this.events.push(e);
+      for (const w of [...this.waiters]) {
+        if (w.pred(e)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(e);
+        }
+      }
+    });
+    ws.on('error', () => undefined);
+  }
+
+  static connect(url: string, options: { token?: string; protocols?: string[]; headers?: Record<string, string> } = {}): Promise<TestClient> {
+    const headers = { ...(options.headers ?? {}), ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) };
+    const ws = new WebSocket(url, options.protocols ?? [], { headers });
+    const client = new TestClient(ws);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(client));
+      ws.once('unexpected-response', (_req, res) => {
+        const err = new Error(`HTTP ${res.statusCode}`) as Error & { status?: number; code?: string };
+        err.status = res.statusCode;
+        err.code = String(res.headers['x-winnow-error'] ?? '');
+        reject(err);
+      });
+      ws.once('error', reject);
+    });
+  }
+
+  send(e: Record<string, unknown>): void {
+    this.ws.send(JSON.stringify(e));
+  }
+
+  sendRaw(data: string | Buffer, binary = typeof data !== 'string'): void {
+    this.ws.send(data, { binary });
+  }
+
+  /** The first recorded event (or the next one to arrive) of `type` matching `pred`. */
+  wait<T extends AnyEvent = AnyEvent>(type: string, pred: (e: T) => boolean = () => true, timeoutMs = 20_000): Promise<T> {
+    const match = (e: AnyEvent): boolean => e.type === type && pred(e as T);
+    const seen = this.events.find(match);
+    if (seen) return Promise.resolve(seen as T);
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${type}; got ${this.events.map((x) => x.type).join(', ')}`));
+      }, timeoutMs);
+      const w = {
+        pred: match,
+        resolve: (e: AnyEvent) => {
+          clearTimeout(t);
+          resolve(e as T);
+        },
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  /** Waits for the next event of `type` arriving after now (ignores recorded ones). */
+  next<T extends AnyEvent = AnyEvent>(type: string, pred: (e: T) => boolean = () => true, timeoutMs = 20_000): Promise<T> {
+    const skip = new Set(this.events);
+    return this.wait<T>(type, (e) => !skip.has(e) && pred(e), timeoutMs);
+  }
+
+  ofType<T extends AnyEvent = AnyEvent>(type: string): T[] {
+    return this.events.filter((e) => e.type === type) as T[];
+  }
+
+  /** Asks a question and resolves with response.done (deltas collected). */
+  async ask(question: string, extra: Record<string, unknown> = {}): Promise<{ id: string; text: string; deltas: string; done: Extract<ServerEvent, { type: 'response.done' }> }> {
+    this.send({ type: 'conversation.item.create', text: question });
+    const created = this.next<Extract<ServerEvent, { type: 'response.created' }>>('response.created', (e) => e.response.question === question);
+    this.send({ type: 'response.create', ...extra });
+    const id = (await created).response.id;
+    const done = await this.wait<Extract<ServerEvent, { type: 'response.done' }>>('response.done', (e) => e.response.id === id, 60_000);
+    const deltas = this.ofType<Extract<ServerEvent, { type: 'response.output_text.delta' }>>('response.output_text.delta')
+      .filter((d) => d.response_id === id)
+      .map((d) => d.delta)
+      .join('');
+    return { id, text: done.response.text, deltas, done };
+  }
+
+  close(): Promise<number> {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+/** Pushes a file's bytes as one input_video (not live: nothing dropped) and waits for source.ended. */
+export async function pushFile(c: TestClient, path: string, format = 'mp4', chunkBytes = 64 * 1024): Promise<Extract<ServerEvent, { type: 'source.ended' }>> {
+  const bytes = await readFile(path);
+  c.send({ type: 'input_video.start', format, live: false });
+  const ended = c.next<Extract<ServerEvent, { type: 'source.ended' }>>('source.ended', () => true, 60_000);
+  for (let i = 0; i < bytes.length; i += chunkBytes) c.sendRaw(bytes.subarray(i, i + chunkBytes), true);
+  c.send({ type: 'input_video.end' });
+  return ended;
+}
+
+/** Live pid check (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
