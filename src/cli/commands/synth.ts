@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 
-const DEFAULT_FILTER = 'scale=112:112:force_original_aspect_ratio=decrease:flags=bicubic,pad=112:112:(ow-iw)/2:(oh-ih)/2:color=0x7f7f7f';
-
 export function registerSynth(program: Command): void {
   program
     .command('synth')
@@ -18,7 +16,8 @@ export function registerSynth(program: Command): void {
     .option('--patch-size <px>', 'shards: ViT patch size', '8')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       const { writeDataset, writeShards } = await import('../../synth/index.js');
-      const ffmpegPath = process.env.WINNOW_FFMPEG ?? 'ffmpeg';
+      const { resolveFfmpegPath, buildScaleFilter } = await import('../../ingest/index.js');
+      const ffmpegPath = resolveFfmpegPath({ env: { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG } }).path;
       const seed = Number(opts.seed);
       const stills = Number(opts.stills);
       const videos = Number(opts.videos);
@@ -27,7 +26,8 @@ export function registerSynth(program: Command): void {
       };
       if (opts.shards) {
         const inputSize = Number(opts.inputSize);
-        const filter = DEFAULT_FILTER.replaceAll('112', String(inputSize));
+        // The same filter ingest applies for `resize: 'pad'`, so training input == runtime input.
+        const filter = buildScaleFilter({ width: inputSize, height: inputSize }, 'pad');
         await writeShards({
           outDir: String(opts.out), seed, stills, videos,
           minDurationS: Number(opts.minDuration), maxDurationS: Number(opts.maxDuration),
