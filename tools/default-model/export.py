@@ -268,7 +268,7 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "  dropping, pruning or masking augmentation: pruning results are training-free.",
     ]
     if train_args:
-        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_b", "still_batch", "clip_batch", "clip_frac", "lr_b", "threads"]
+        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_b", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
         lines.append("- Parameters: " + ", ".join(f"{k}={train_args.get(k)}" for k in keys))
     if train_info:
         lines.append(f"- Time: stage A {train_info.get('stage_a_s')} s, stage B {train_info.get('stage_b_s')} s.")

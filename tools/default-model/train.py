@@ -177,10 +177,20 @@ def pick_clip_qas(qa, rng, nv=7, nf=3):
     return v[:nv] + f[:nf]
 
 
-def features(model, rgb, pool):
-    with torch.no_grad():
+def features(model, rgb, pool, grad_vit=False, aux=None):
+    """Projected tokens of frames. With grad_vit the vision tower is fine-tuned through them, and the
+    dense labels of stage A (passed in `aux`) stay as an auxiliary loss so the features stay grounded."""
+    with torch.set_grad_enabled(grad_vit and torch.is_grad_enabled()):
         feat, _ = model.vit(to_pixels(rgb))
         patches = feat[:, 1:]
+    if aux is not None and grad_vit:
+        lab = torch.from_numpy(aux["labels"]).long()
+        h = model.heads.ln(patches)
+        w = torch.ones(NUM_CLASSES)
+        w[0] = 0.2
+        aux["loss"] = F.cross_entropy(model.heads.cls_head(h).reshape(-1, NUM_CLASSES), lab[..., 0].reshape(-1), weight=w) + F.binary_cross_entropy_with_logits(
+            model.heads.centre_head(h).squeeze(-1), lab[..., 1].float(), pos_weight=torch.tensor(10.0)
+        )
     proj = model.projector(patches)
     return pool2x2(proj, model.vit.grid) if pool else proj
 
@@ -191,8 +201,10 @@ def lm_loss(model, seqs):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
 
 
-def make_still_batch(model, tok, data, idx, rng):
-    feats = features(model, data.still_rgb[idx], pool=False)
+def make_still_batch(model, tok, data, idx, rng, grad_vit=False, aux=None):
+    if aux is not None:
+        aux["labels"] = data.still_lab[idx]
+    feats = features(model, data.still_rgb[idx], pool=False, grad_vit=grad_vit, aux=aux)
     return [still_seq(tok, feats[j], pick_still_qas(data.stills[i]["qa"], rng)) for j, i in enumerate(idx)]
 
 
@@ -208,18 +220,24 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames):
     return seqs
 
 
-def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250):
-    model.vit.eval()
+def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0):
+    """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
+    backpropagating through 30 frames costs too much here)."""
+    finetune = vit_lr_scale > 0
     for p in model.vit.parameters():
-        p.requires_grad_(False)
+        p.requires_grad_(finetune)
     params = list(model.projector.parameters()) + list(model.lm.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+    groups = [{"params": params, "scale": 1.0}]
+    if finetune:
+        groups.append({"params": list(model.vit.parameters()) + list(model.heads.parameters()), "scale": vit_lr_scale})
+        params = params + groups[1]["params"]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     t0 = time.time()
     ema = {}
     for step in range(steps):
         lr_now = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for pg in opt.param_groups:
-            pg["lr"] = lr_now
+            pg["lr"] = lr_now * pg["scale"]
         # Videos come in after the model has learned to read single frames.
         clip_frac = 0.0 if step < steps * 0.2 else clip_frac_max
         if len(data.videos) and rng.random() < clip_frac:
@@ -228,8 +246,11 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         else:
             kind = "still"
             idx = np.array([rng.randrange(len(data.stills)) for _ in range(still_batch)])
-            seqs = make_still_batch(model, tok, data, idx, rng)
+            aux = {} if finetune else None
+            seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux)
         loss = lm_loss(model, seqs)
+        if kind == "still" and finetune:
+            loss = loss + 0.3 * aux["loss"]
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -330,12 +351,13 @@ def main():
     ap.add_argument("--steps-a", type=int, default=400)
     ap.add_argument("--batch-a", type=int, default=32)
     ap.add_argument("--lr-a", type=float, default=2e-3)
-    ap.add_argument("--steps-b", type=int, default=2000)
+    ap.add_argument("--steps-b", type=int, default=1600)
     ap.add_argument("--still-batch", type=int, default=16)
     ap.add_argument("--clip-batch", type=int, default=4)
     ap.add_argument("--clip-frac", type=float, default=0.5)
     ap.add_argument("--max-frames", type=int, default=30)
     ap.add_argument("--lr-b", type=float, default=1.5e-3)
+    ap.add_argument("--vit-lr-scale", type=float, default=0.3, help="fine-tune the vision tower in stage B on still batches (0 = frozen)")
     ap.add_argument("--max-stills", type=int, default=None)
     ap.add_argument("--max-videos", type=int, default=None)
     ap.add_argument("--eval-stills", type=int, default=600)
@@ -369,7 +391,7 @@ def main():
             stage_a(model, data, args.steps_a, args.batch_a, args.lr_a, np_rng)
             torch.save(model.state_dict(), os.path.join(args.work, "stage_a.pt"))
         t_a = time.time()
-        stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, ckpt_dir=args.work)
+        stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, ckpt_dir=args.work, vit_lr_scale=args.vit_lr_scale)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data
