@@ -9,11 +9,13 @@ import { basename, join, resolve } from 'node:path';
 import { lastValueFrom, of } from 'rxjs';
 import { WinnowError, throwIfAborted } from '../../errors.js';
 import { ModelFolder, encode } from '../../encode/index.js';
+import type * as ort from 'onnxruntime-node';
 import { TextTokenizer, loadLanguageModelConfig, readDecoderContract } from '../../llm/index.js';
+import type { DecoderContract, LanguageModelConfig } from '../../llm/index.js';
 import { saveCodebook, type Codebook } from '../codebook.js';
 import { renderAnalysis } from './analyze.js';
 import { measureImage, sequencesPerImage, type ExperimentOptions } from './experiments.js';
-import { BatchedForward, buildLayout, type ForwardStats } from './forward.js';
+import { BatchedForward, buildLayout, type ForwardStats, type PromptLayout } from './forward.js';
 import { lowInformation, quantiles, selectImageTokens, selectPrototypes, weightedJsd, type GlobalSelection, type SelectionOptions } from './select.js';
 import { planSource } from './sources.js';
 import { WorkDir, type ImageRecord } from './workdir.js';
@@ -155,16 +157,26 @@ export function summarize(records: readonly ImageRecord[], p: Pick<CodebookBuild
   return { topProb: quantiles(top), jsdWeighted: quantiles(w), jsdCtx: quantiles(ctx), jsdGlob: quantiles(glob), belowTauP: bp / n, belowTauJsd: bj / n, lowInfo: both / n };
 }
 
-/** Runs a whole build (or finishes an interrupted one). */
-export async function buildCodebook(options: CodebookBuildOptions): Promise<CodebookBuildResult> {
-  const t0 = performance.now();
+export interface ExperimentModel {
+  folder: ModelFolder;
+  config: LanguageModelConfig;
+  tokenizer: TextTokenizer;
+  contract: DecoderContract;
+  layout: PromptLayout;
+  decoder: ort.InferenceSession;
+  embed: ort.InferenceSession;
+}
+
+/**
+ * Opens a model folder for the experiments: vision encoder, embed_tokens, decoder, tokenizer and
+ * the prompt layout. The caller closes `folder` (which owns every session).
+ */
+export async function loadExperimentModel(
+  modelDir: string,
+  options: { prompt?: string; frameMarker?: string; padTokenId?: number; threads?: number; signal?: AbortSignal } = {},
+): Promise<ExperimentModel> {
   const { signal } = options;
-  const log = options.onLog ?? (() => undefined);
-  const out = resolve(options.out);
-  if (existsSync(out) && !options.force) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${out} exists (use --force to overwrite)`, { details: { path: out } });
-  const modelDir = resolve(options.model);
   const folder = await ModelFolder.load(modelDir, { executionProvider: 'cpu', signal, ...(options.threads ? { intraOpThreads: options.threads } : {}) });
-  let work: WorkDir | null = null;
   try {
     const config = await loadLanguageModelConfig(modelDir);
     const tokenizer = await TextTokenizer.load(modelDir);
@@ -173,6 +185,26 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
     const prompt = options.prompt ?? config.captionPrompt;
     if (!prompt) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'the model declares no caption prompt (config.json winnow.caption_prompt); pass --prompt');
     const layout = await buildLayout(embed.session, tokenizer, config, { prompt, frameMarker: options.frameMarker, padTokenId: options.padTokenId });
+    return { folder, config, tokenizer, contract, layout, decoder: decoder.session, embed: embed.session };
+  } catch (e) {
+    await folder.close();
+    throw e;
+  }
+}
+
+/** Runs a whole build (or finishes an interrupted one). */
+export async function buildCodebook(options: CodebookBuildOptions): Promise<CodebookBuildResult> {
+  const t0 = performance.now();
+  const { signal } = options;
+  const log = options.onLog ?? (() => undefined);
+  const out = resolve(options.out);
+  if (existsSync(out) && !options.force) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${out} exists (use --force to overwrite)`, { details: { path: out } });
+  const modelDir = resolve(options.model);
+  const m = await loadExperimentModel(modelDir, options);
+  const { folder, contract, layout, decoder } = m;
+  let work: WorkDir | null = null;
+  try {
+    const prompt = layout.prompt;
     const params: CodebookBuildParameters = {
       ...REFERENCE_PARAMETERS,
       ...DEFAULT_BATCH,
@@ -216,7 +248,7 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
       signal,
       skip: (id) => wd.has(id) && !(options.analyze && !existsSync(join(options.analyze, analysisName(id)))),
     });
-    const fwd = new BatchedForward(decoder.session, contract, layout);
+    const fwd = new BatchedForward(decoder, contract, layout);
     if (options.analyze) await mkdir(options.analyze, { recursive: true });
 
     let index = 0;

@@ -1,0 +1,55 @@
+// Codebook-build benchmark: the three token experiments of one image with every sequence in its
+// own decoder call (batch 1) vs batched (default budget), measured in the same run, plus the
+// largest difference between the two runs' measures (batching must not change results). Run:
+//   node --import tsx bench/codebook/build.bench.ts [imageDir] [images]
+import { readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { lastValueFrom, of, take } from 'rxjs';
+import { encode } from '../../src/encode/index.js';
+import { openVideo } from '../../src/ingest/index.js';
+import { writeDataset } from '../../src/synth/index.js';
+import { BatchedForward, DEFAULT_BATCH, REFERENCE_PARAMETERS, loadExperimentModel, measureImage } from '../../src/prune/build/index.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+let dir = process.argv[2];
+const images = Number(process.argv[3] ?? 2);
+if (!dir) {
+  dir = mkdtempSync(join(tmpdir(), 'winnow-cbbench-'));
+  await writeDataset({ outDir: dir, seed: 77, stills: images, videos: 0, durationS: 1, ffmpegPath: 'ffmpeg' });
+}
+const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().slice(0, images);
+const m = await loadExperimentModel(join(root, 'models', 'winnow-tiny'));
+try {
+  const size = { width: 112, height: 112 };
+  const encoded = [];
+  for (const f of files) {
+    const frame = await lastValueFrom(openVideo(join(dir, f), { size, resize: 'pad' }).pipe(take(1)));
+    encoded.push(await lastValueFrom(of(frame).pipe(encode(m.folder, { maxWaitMs: 0 }))));
+  }
+  const run = async (maxBatchSequences: number, maxBatchTokens: number) => {
+    const fwd = new BatchedForward(m.decoder, m.contract, m.layout);
+    const t0 = performance.now();
+    const out = [];
+    for (const e of encoded) out.push(await measureImage(fwd, e.tokens, e.gridH, e.gridW, { ...REFERENCE_PARAMETERS, maxBatchSequences, maxBatchTokens }));
+    return { ms: performance.now() - t0, out, stats: fwd.stats };
+  };
+  await run(DEFAULT_BATCH.maxBatchSequences, DEFAULT_BATCH.maxBatchTokens); // warm-up
+  const one = await run(1, 1 << 30);
+  const batched = await run(DEFAULT_BATCH.maxBatchSequences, DEFAULT_BATCH.maxBatchTokens);
+  let maxDiff = 0;
+  one.out.forEach((a, k) => {
+    const b = batched.out[k];
+    for (const key of ['topProb', 'jsdCtx', 'jsdGlob'] as const) for (let i = 0; i < a[key].length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[key][i] - b[key][i]) / Math.max(1e-9, Math.abs(a[key][i])));
+  });
+  const per = (r: typeof one) => `${(r.ms / encoded.length).toFixed(0)} ms/image, ${r.stats.calls} calls, ${(r.stats.tokens / (r.ms / 1000)).toFixed(0)} decoder tokens/s`;
+  console.log(`images ${encoded.length}, ${one.stats.sequences / encoded.length} sequences/image`);
+  console.log(`one at a time  ${per(one)}`);
+  console.log(`batched        ${per(batched)}  (${DEFAULT_BATCH.maxBatchSequences} seq / ${DEFAULT_BATCH.maxBatchTokens} tokens per call)`);
+  console.log(`speed-up       ${(one.ms / batched.ms).toFixed(2)}×`);
+  console.log(`max relative difference of the measures: ${maxDiff.toExponential(2)}`);
+} finally {
+  await m.folder.close();
+}
