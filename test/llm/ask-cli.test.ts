@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +58,20 @@ test('runAsk on a still image keeps the full 14×14 grid; pruning lowers keptTok
   const [pooled] = await runAsk(still, ['what color is the square?'], { fps: 1, strategy: 'pool', ratio: 0.25 }, { log: () => undefined });
   assert.equal(pooled.totalTokens, 196);
   assert.equal(pooled.keptTokens, 49);
+});
+
+test('runAsk from a byte stream, with maxFrames and an early stop', { skip }, async () => {
+  const [limited] = await runAsk(createReadStream(video), ['how many circles appeared?'], { fps: 1, strategy: 'none', maxFrames: 3 }, { log: () => undefined });
+  assert.equal(limited.frames, 3);
+  const stop = new AbortController();
+  const [stopped] = await runAsk(video, ['how many circles appeared?'], { fps: 1, strategy: 'none' }, {
+    log: () => undefined,
+    stop: stop.signal,
+    onFrame: (n) => {
+      if (n === 2) stop.abort();
+    },
+  });
+  assert.equal(stopped.frames, 2);
 });
 
 test('winnow ask --json prints one JSON line per question; errors exit non-zero with a code', { skip }, () => {

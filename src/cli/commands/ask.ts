@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { WinnowError, isWinnowError } from '../../errors.js';
+import type { VideoSource } from '../../ingest/types.js';
 
 /** The folder holding winnow's package.json, found from this file (works from src/ and dist/). */
 export function packageRoot(): string {
@@ -29,6 +30,10 @@ export const DEFAULT_CODEBOOK = 'codebooks/winnow-tiny.safetensors';
 
 export interface AskCommandOptions {
   fps: number;
+  /** Stop after this many frames (live sources run until then, or until `io.stop`). */
+  maxFrames?: number;
+  /** ffmpeg input format (`-f`), e.g. for stdin or a non-v4l2 device. */
+  inputFormat?: string;
   strategy?: string;
   tau?: number;
   ratio?: number;
@@ -87,6 +92,10 @@ function unitInterval(name: string) {
 
 export interface AskIo {
   log: (line: string) => void;
+  /** Stop reading the source and answer from the frames seen so far (e.g. Ctrl-C on a live stream). */
+  stop?: AbortSignal;
+  /** Called after each frame is in the context (count so far, that frame's kept / total tokens). */
+  onFrame?: (frames: number, kept: number, total: number) => void;
   onAnswer?: (a: AskAnswer) => void;
   onText?: (delta: string) => void;
   signal?: AbortSignal;
@@ -155,7 +164,7 @@ export class AskPipeline {
   }
 
   /** Decodes, encodes, prunes and appends every sampled frame of `source`, then answers `questions`. */
-  async run(source: string, questions: readonly string[], io: AskIo): Promise<AskAnswer[]> {
+  async run(source: VideoSource, questions: readonly string[], io: AskIo): Promise<AskAnswer[]> {
     if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'the ask pipeline is closed');
     const { signal } = io;
     const { opts, folder, pruner } = this;
@@ -172,7 +181,8 @@ export class AskPipeline {
         window.splice(0, e.frames);
         io.log(`note: context full, evicted ${e.frames} oldest frames (${e.tokens} tokens); oldest kept t=${Math.floor((e.oldestPtsMs ?? 0) / 1000)}s`);
       });
-      const probe = await ingest.probe(source, { signal }).catch(() => null);
+      // Probing would consume a stream and block on a device: only files and URLs are probed.
+      const probe = typeof source === 'string' ? await ingest.probe(source, { signal, inputFormat: opts.inputFormat }).catch(() => null) : null;
       const isStill = probe?.isStill ?? false;
       const pre = folder.preprocess;
       // Let ffmpeg do the model's fit-and-pad resize (the same filter the training data went through).
@@ -184,9 +194,20 @@ export class AskPipeline {
       let keptSoFar = 0;
       let totalSoFar = 0;
       const ack$ = new rx.Subject<void>();
+      const stop$ = io.stop ? (io.stop.aborted ? rx.of(true) : rx.fromEvent(io.stop, 'abort')) : rx.NEVER;
       const frames$ = ingest
-        .openVideo(source, { fps: opts.fps, ...(size ? { size, resize: 'pad' as const } : {}), ack$, maxInFlightFrames: 8, signal })
+        .openVideo(source, {
+          fps: opts.fps,
+          ...(size ? { size, resize: 'pad' as const } : {}),
+          ...(opts.maxFrames ? { maxFrames: opts.maxFrames } : {}),
+          ...(opts.inputFormat ? { inputFormat: opts.inputFormat } : {}),
+          ack$,
+          maxInFlightFrames: 8,
+          signal,
+        })
         .pipe(
+          // Stopping ends the source (ffmpeg is killed by the teardown); frames already decoded still count.
+          rx.takeUntil(stop$),
           encode(folder, { video: !isStill, signal }),
           prune(pruner, { signal }),
           rx.concatMap(async (pf) => {
@@ -197,9 +218,12 @@ export class AskPipeline {
             keptSoFar += pf.kept.length;
             totalSoFar += pf.gridH * pf.gridW;
             bar?.update(frames, { kept: keptSoFar, total: totalSoFar });
+            io.onFrame?.(frames, pf.kept.length, pf.gridH * pf.gridW);
             ack$.next();
             return frames;
           }),
+          // Frames still in the encoder when the stop comes are not added either.
+          rx.takeUntil(stop$),
         );
       try {
         await rx.lastValueFrom(frames$, { defaultValue: 0 });
@@ -250,7 +274,7 @@ export class AskPipeline {
  * Runs the whole pipeline for one source and answers `questions`: the library form of
  * `winnow ask`; `io.log` gets human-readable notes.
  */
-export async function runAsk(source: string, questions: readonly string[], opts: AskCommandOptions, io: AskIo): Promise<AskAnswer[]> {
+export async function runAsk(source: VideoSource, questions: readonly string[], opts: AskCommandOptions, io: AskIo): Promise<AskAnswer[]> {
   const pipeline = await AskPipeline.load(opts, io);
   try {
     return await pipeline.run(source, questions, io);
@@ -283,13 +307,22 @@ async function makeBar(total: number): Promise<{ update: (n: number, p: { kept: 
   };
 }
 
+/** `-` is stdin; `/dev/videoN` is a capture device; everything else is a path or URL (as `winnow frames`). */
+function toSource(arg: string, inputFormat: string | undefined): VideoSource {
+  if (arg === '-') return process.stdin;
+  if (/^\/dev\/video\d+$/.test(arg)) return inputFormat ? { device: arg, format: inputFormat } : { device: arg };
+  return arg;
+}
+
 export function registerAsk(program: Command): void {
   program
     .command('ask')
     .description('answer questions about a video, image, stream or device (the last frame is "now")')
-    .argument('<source>', 'file, URL (http, rtsp, rtmp, srt) or device')
+    .argument('<source>', 'video file, image, http(s)/rtsp/rtmp/srt URL, /dev/videoN, or - for stdin')
     .argument('<questions...>', 'one or more questions, each answered from the same video context')
     .option('--fps <n>', 'frames per second to sample', positiveNumber('--fps'), 1)
+    .option('--max-frames <n>', 'stop reading after this many frames (live sources: else until Ctrl-C)', positiveInt('--max-frames'))
+    .option('--input-format <fmt>', 'ffmpeg input format (stdin, or a device that is not v4l2)')
     .addOption(new Option('--strategy <s>', 'pruning strategy (default: the codebook\'s)').choices(['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none']))
     .addOption(new Option('--tau <t>', 'similarity threshold for --strategy threshold').argParser(unitInterval('--tau')).conflicts('ratio'))
     .addOption(new Option('--ratio <r>', 'kept fraction for ratio-based strategies').argParser(unitInterval('--ratio')))
@@ -303,11 +336,19 @@ export function registerAsk(program: Command): void {
     .option('--no-progress', 'no progress bar even on a terminal')
     .action(async (source: string, questions: string[], opts: AskCommandOptions) => {
       const ac = new AbortController();
-      const onSigint = (): void => ac.abort(new Error('SIGINT'));
-      process.once('SIGINT', onSigint);
+      const stop = new AbortController();
+      // First Ctrl-C: stop watching and answer from what was seen; second: abort.
+      const onSigint = (): void => {
+        if (!stop.signal.aborted) {
+          stop.abort();
+          process.stderr.write('\nstopping the source; answering from the frames seen so far (Ctrl-C again to abort)\n');
+        } else ac.abort(new Error('SIGINT'));
+      };
+      process.on('SIGINT', onSigint);
       try {
-        await runAsk(source, questions, opts, {
+        await runAsk(toSource(source, opts.inputFormat), questions, opts, {
           signal: ac.signal,
+          stop: stop.signal,
           progress: opts.progress !== false && process.stderr.isTTY === true,
           log: (line) => process.stderr.write(`${line}\n`),
           onAnswer: (a) => process.stdout.write(opts.json ? `${JSON.stringify(a)}\n` : `${a.answer}\n`),
