@@ -7,6 +7,7 @@ import { registerCodebookBuild } from './codebook-build.js';
 import { registerPruneCommand } from './prune.js';
 import { registerViz } from './viz.js';
 import { registerAsk } from './ask.js';
+import { registerEval } from './eval.js';
 import { registerServe } from './serve.js';
 
 /** Each command module adds one import and one call here. */
@@ -19,5 +20,6 @@ export function registerCommands(program: Command): void {
   registerPruneCommand(program);
   registerViz(program);
   registerAsk(program);
+  registerEval(program);
   registerServe(program);
 }

@@ -1,0 +1,14 @@
+import { writeEvalSet, Evaluator, runEval, reportMarkdown, renderPlot } from '/work/main/src/eval/index.js';
+import { makeBackgroundCodebook } from '/work/main/test/eval/helpers.js';
+const dir = '/tmp/ev/set2';
+let t = performance.now();
+await writeEvalSet({ outDir: dir, seed: 4000, stills: 3, videos: 1, minDurationS: 6, maxDurationS: 8 });
+console.log('set', performance.now() - t);
+const ev = await Evaluator.load({ threads: 1 });
+const cb = await makeBackgroundCodebook(ev, '/tmp/ev/cb');
+await ev.close();
+t = performance.now();
+const r = await runEval({ setDir: dir, codebook: cb, threads: 1, checkpoints: 2, calibrationScenes: { stills: 2, videos: 1 }, log: (s) => console.error(s), long: undefined });
+console.log('eval', performance.now() - t);
+console.log(reportMarkdown(r));
+await renderPlot(r, '/tmp/ev/p.png');
