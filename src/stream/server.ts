@@ -394,7 +394,7 @@ export class WinnowServer {
       conn.jpegPts = undefined;
       conn.pendingJpegs++;
       // Non-live input: stop reading the socket while the queue is full (nothing is dropped).
-      if (conn.pendingJpegs > 1) conn.pause();
+      if (!s.inputLive && conn.pendingJpegs > 1) conn.pause();
       s.pushJpeg(buf, pts)
         .catch((e: unknown) => conn.fail(e, undefined))
         .finally(() => {

@@ -182,10 +182,17 @@ interface InputState {
   ptsOffset: number;
   pids: Set<number>;
   exitWaiters: (() => void)[];
-  /** JPEG decodes in flight (kept in order by chaining). */
-  decodeChain: Promise<void>;
-  decoding: number;
+  /** JPEGs waiting to be decoded, oldest first (bounded; keep-latest when live). */
+  jpegs: PendingJpeg[];
+  /** The decode loop, while it runs. */
+  jpegWorker: Promise<void> | undefined;
   roomWaiters: (() => void)[];
+}
+
+interface PendingJpeg {
+  bytes: Uint8Array;
+  ptsMs: number;
+  settle: (e?: unknown) => void;
 }
 
 interface QueuedFrame {
@@ -329,6 +336,11 @@ export class Session implements SchedulerClient {
     return this.input !== undefined && !this.input.ended;
   }
 
+  /** Whether the active input drops frames it cannot keep up with (keep-latest) rather than pausing. */
+  get inputLive(): boolean {
+    return this.input !== undefined && !this.input.ended && this.input.live;
+  }
+
   get inputFormat(): VideoFormat | 'frames' | 'source' | undefined {
     return this.input && !this.input.ended ? this.input.format : undefined;
   }
@@ -462,8 +474,8 @@ export class Session implements SchedulerClient {
       ptsOffset: this.lastPts === undefined ? 0 : this.lastPts + Math.round(1000 / fps),
       pids: new Set(),
       exitWaiters: [],
-      decodeChain: Promise.resolve(),
-      decoding: 0,
+      jpegs: [],
+      jpegWorker: undefined,
       roomWaiters: [],
     };
     this.input = input;
@@ -563,33 +575,45 @@ export class Session implements SchedulerClient {
     const input = this.input;
     if (!input || input.ended || input.format !== 'jpeg') throw new WinnowError('WINNOW_ERR_PROTOCOL', 'no active jpeg input (input_video.start with format jpeg)');
     this.touch();
-    if (input.live && input.decoding >= this.limits.maxQueuedFrames) {
-      // Decoding cannot keep up: drop the newest undecoded image rather than queue without bound.
+    const done = new Promise<void>((resolve, reject) => {
+      input.jpegs.push({ bytes, ptsMs, settle: (e) => (e === undefined ? resolve() : reject(e)) });
+    });
+    if (input.live && input.jpegs.length > this.limits.maxQueuedFrames) {
+      // Decoding cannot keep up: the oldest undecoded image goes (keep-latest), memory stays bounded.
+      input.jpegs.shift()!.settle();
       this.countDropped(1);
-      return;
     }
-    input.decoding++;
+    input.jpegWorker ??= this.decodeJpegs(input).finally(() => {
+      input.jpegWorker = undefined;
+    });
+    return done;
+  }
+
+  /** Decodes queued JPEGs one at a time, in order, into model-sized RGB frames. */
+  private async decodeJpegs(input: InputState): Promise<void> {
     const size = this.engine.inputSize;
-    const fit = this.cfg.resize === 'pad' ? 'contain' : this.cfg.resize === 'stretch' ? 'fill' : 'cover';
-    const decoded = sharp(bytes, { limitInputPixels: this.limits.maxJpegPixels, failOn: 'error' })
-      .removeAlpha()
-      .resize(size.width, size.height, { fit, background: { r: 127, g: 127, b: 127 }, kernel: 'cubic' })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    const step = input.decodeChain.then(async () => {
+    for (;;) {
+      const job = input.jpegs.shift();
+      if (!job) return;
+      if (input.ended || this.closing) {
+        job.settle();
+        continue;
+      }
+      const fit = this.cfg.resize === 'pad' ? 'contain' : this.cfg.resize === 'stretch' ? 'fill' : 'cover';
       let img: { data: Buffer; info: { width: number; height: number } };
       try {
-        img = await decoded;
+        img = await sharp(job.bytes, { limitInputPixels: this.limits.maxJpegPixels, failOn: 'error' })
+          .removeAlpha()
+          .resize(size.width, size.height, { fit, background: { r: 127, g: 127, b: 127 }, kernel: 'cubic' })
+          .raw()
+          .toBuffer({ resolveWithObject: true });
       } catch (e) {
-        throw new WinnowError('WINNOW_ERR_CORRUPT_INPUT', `cannot decode the JPEG: ${(e as Error).message}`, { cause: e });
-      } finally {
-        input.decoding--;
+        job.settle(new WinnowError('WINNOW_ERR_CORRUPT_INPUT', `cannot decode the JPEG at ${job.ptsMs} ms: ${(e as Error).message}`, { cause: e, details: { ptsMs: job.ptsMs } }));
+        continue;
       }
-      if (input.ended) return;
-      await this.enqueueWhenRoom(input, { index: 0, ptsMs, width: img.info.width, height: img.info.height, data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length) });
-    });
-    input.decodeChain = step.catch(() => undefined);
-    return step;
+      await this.enqueueWhenRoom(input, { index: 0, ptsMs: job.ptsMs, width: img.info.width, height: img.info.height, data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length) });
+      job.settle();
+    }
   }
 
   /**
@@ -639,10 +663,11 @@ export class Session implements SchedulerClient {
     this.touch();
     if (input.bytes) input.bytes.end();
     else if (input.format === 'jpeg' || input.format === 'frames') {
-      void input.decodeChain.then(() => {
+      void (async () => {
+        while (input.jpegWorker) await input.jpegWorker;
         input.decodeDone = true;
         this.maybeEnded(input);
-      });
+      })();
     } else {
       this.closeSource();
     }
@@ -660,6 +685,7 @@ export class Session implements SchedulerClient {
     input.bytes?.destroy();
     input.ack$?.complete();
     for (const w of input.roomWaiters.splice(0)) w();
+    for (const j of input.jpegs.splice(0)) j.settle();
   }
 
   private finishInput(input: InputState, reason: SourceEnded['reason'], error?: WinnowError): void {

@@ -1,0 +1,371 @@
+// The WebSocket server on 127.0.0.1 with real ws clients, real ffmpeg and the default model:
+// protocol errors, auth, origins, source allow-lists, limits, cancellation, disconnects, metrics,
+// standing questions with a webhook. None of these depend on answer quality.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
+import { TestClient, alive, modelSkip, pushFile, renderVideo, sharedEngine, tempDir, type AnyEvent } from './helpers.js';
+
+const skip = modelSkip;
+let engine: WinnowEngine;
+let server: WinnowServer;
+let dir: string;
+let cleanup: () => Promise<void>;
+let mp4: string;
+let allowed: string;
+let hookUrl: string;
+const hookHits: { status: number; body: Record<string, unknown> }[] = [];
+let hookServer: ReturnType<typeof createHttpServer>;
+
+type ErrorEvent = { type: 'error'; error: { code: string; message: string; event_id: string | null } };
+
+before(async () => {
+  if (skip) return;
+  ({ dir, cleanup } = await tempDir('winnow-serve-'));
+  [engine, { mp4 }] = await Promise.all([sharedEngine(), renderVideo(dir, 11, 4)]);
+  allowed = join(dir, 'allowed');
+  await mkdir(allowed);
+  await writeFile(join(allowed, 'clip.mp4'), await readFile(mp4));
+  await writeFile(join(dir, 'secret.mp4'), await readFile(mp4));
+  await symlink(join(dir, 'secret.mp4'), join(allowed, 'escape.mp4'));
+  // Webhook receiver: the first delivery fails with 500 so the retry path runs.
+  let calls = 0;
+  hookServer = createHttpServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      const status = calls++ === 0 ? 500 : 200;
+      hookHits.push({ status, body: JSON.parse(body) as Record<string, unknown> });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', () => r()));
+  hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}`;
+  server = await createServer({
+    port: 0,
+    engine,
+    allowPaths: [allowed],
+    allowUrlSchemes: ['rtsp'],
+    allowWebhookOrigins: [hookUrl],
+    webhook: { initialBackoffMs: 50 },
+    limits: { maxPayloadBytes: 256 * 1024, maxSessions: 6, maxQuestionChars: 200 },
+  });
+});
+
+after(async () => {
+  if (skip) return;
+  await server?.close();
+  hookServer?.close();
+  await engine?.close();
+  await cleanup?.();
+});
+
+test('bad messages get an error with a code (event_id echoed) and the session carries on', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  const created = await c.wait<{ type: 'session.created'; session: { id: string; limits: Record<string, number> } }>('session.created');
+  assert.match(created.session.id, /^sess_/);
+  assert.equal(created.session.limits.maxPayloadBytes, 256 * 1024);
+  const errors = (): ErrorEvent[] => c.ofType<ErrorEvent>('error');
+  c.sendRaw('{not json');
+  c.send({ type: 'no.such.event', event_id: 'e1' });
+  c.send({ type: 'session.update', event_id: 'e2', session: { fps: -3 } });
+  c.send({ type: 'session.update', event_id: 'e3', session: { fps: 1, bogus: true } });
+  c.sendRaw(Buffer.from([0, 1, 2, 3]), true);
+  c.send({ type: 'input_video.frame', event_id: 'e4', ptsMs: 0 });
+  c.send({ type: 'response.create', event_id: 'e5' });
+  c.send({ type: 'response.cancel', event_id: 'e6' });
+  c.sendRaw('[1,2]');
+  c.send({ type: 'conversation.item.create', event_id: 'e7', text: 'x'.repeat(201) });
+  c.send({ type: 'session.update', event_id: 'e8', session: { maxContextTokens: 1_000_000 } });
+  c.send({ type: 'session.update', event_id: 'ok', session: { fps: 2 } });
+  const updated = await c.wait<{ type: 'session.updated'; event_id: string; session: { config: { fps: number } } }>('session.updated');
+  assert.equal(updated.event_id, 'ok');
+  assert.equal(updated.session.config.fps, 2);
+  const byId = new Map(errors().map((e) => [e.error.event_id, e.error.code]));
+  assert.equal(errors().length, 11);
+  assert.equal(errors()[0].error.code, 'WINNOW_ERR_PROTOCOL');
+  assert.equal(errors()[0].error.event_id, null);
+  assert.equal(byId.get('e1'), 'WINNOW_ERR_PROTOCOL');
+  assert.equal(byId.get('e2'), 'WINNOW_ERR_PROTOCOL');
+  assert.equal(byId.get('e3'), 'WINNOW_ERR_PROTOCOL');
+  assert.equal(byId.get('e4'), 'WINNOW_ERR_PROTOCOL');
+  assert.equal(byId.get('e5'), 'WINNOW_ERR_PROTOCOL');
+  assert.equal(byId.get('e6'), 'WINNOW_ERR_PROTOCOL');
+  assert.equal(byId.get('e7'), 'WINNOW_ERR_LIMIT_EXCEEDED');
+  assert.equal(byId.get('e8'), 'WINNOW_ERR_LIMIT_EXCEEDED');
+  // Binary before input_video.start is an error, not a crash; the socket is still open.
+  assert.ok(errors().some((e) => /binary/.test(e.error.message)));
+  // The session still works end to end after all that.
+  await pushFile(c, mp4);
+  const a = await c.ask('how many circles appeared?', { generation: { maxNewTokens: 4 } });
+  assert.equal(a.done.response.status, 'completed');
+  assert.ok(a.done.response.usage.outputTokens >= 1 && a.done.response.usage.outputTokens <= 4);
+  await c.close();
+});
+
+test('oversize message closes that socket with 1009; other sessions keep being served', { skip }, async () => {
+  const other = await TestClient.connect(server.url);
+  const big = await TestClient.connect(server.url);
+  big.sendRaw(Buffer.alloc(256 * 1024 + 1), true);
+  assert.equal(await big.closed, 1009);
+  other.send({ type: 'session.update', session: { fps: 1 } });
+  await other.wait('session.updated');
+  await other.close();
+});
+
+test('pushed video: frame.processed per sampled frame, source.ended, answer streamed with usage and timings', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  c.send({ type: 'session.update', session: { pruning: { strategy: 'pool', ratio: 0.5 } } });
+  const ended = await pushFile(c, mp4, 'mp4', 8 * 1024);
+  assert.equal(ended.reason, 'end');
+  const frames = c.ofType<{ type: 'frame.processed'; index: number; ptsMs: number; kept: number; total: number; latencyMs: number }>('frame.processed');
+  assert.equal(frames.length, 4);
+  assert.deepEqual(frames.map((f) => f.index), [0, 1, 2, 3]);
+  assert.deepEqual(frames.map((f) => f.ptsMs), [0, 1000, 2000, 3000]);
+  for (const f of frames) {
+    assert.equal(f.total, 49);
+    // ratio 0.5 of 49 rounds half to even (Python round), as the prune stage does.
+    assert.equal(f.kept, 24);
+    assert.ok(f.latencyMs >= 0);
+  }
+  const a = await c.ask('did a red square appear?');
+  assert.equal(a.deltas.trim(), a.text);
+  const r = a.done.response;
+  assert.equal(r.usage.visualTokensKept, 96);
+  assert.equal(r.usage.visualTokensTotal, 196);
+  assert.ok(r.usage.promptTokens > 100);
+  assert.ok(r.timings.ttftMs > 0 && r.timings.totalMs >= r.timings.ttftMs);
+  await c.close();
+});
+
+test('jpeg input: one frame per JPEG with its capture time; live overflow keeps the latest and counts drops', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  const jpeg = await sharp({ create: { width: 160, height: 120, channels: 3, background: { r: 200, g: 30, b: 30 } } }).jpeg().toBuffer();
+  c.send({ type: 'input_video.start', format: 'jpeg', live: true });
+  // 200 JPEGs 1 s apart, sent at once: far more than the queue (8) holds while the model works.
+  for (let i = 0; i < 200; i++) {
+    c.send({ type: 'input_video.frame', ptsMs: 5_000 + i * 1000 });
+    c.sendRaw(jpeg, true);
+  }
+  c.sendRaw(Buffer.from('no input_video.frame before me'), true);
+  c.send({ type: 'input_video.end' });
+  const ended = await c.wait<{ type: 'source.ended'; frames: number }>('source.ended', () => true, 60_000);
+  const dropped = c.ofType<{ type: 'input_video.dropped'; count: number; total: number }>('input_video.dropped');
+  const frames = c.ofType<{ type: 'frame.processed'; ptsMs: number }>('frame.processed');
+  assert.ok(dropped.length > 0, 'drops reported');
+  const total = dropped[dropped.length - 1].total;
+  assert.equal(dropped.reduce((s, d) => s + d.count, 0), total);
+  assert.equal(frames.length + total, 200);
+  assert.equal(ended.frames, frames.length);
+  // Timeline starts at the first capture time; frames stay in order; the newest frame survived.
+  assert.equal(frames[0].ptsMs, 0);
+  for (let i = 1; i < frames.length; i++) assert.ok(frames[i].ptsMs > frames[i - 1].ptsMs);
+  assert.equal(frames[frames.length - 1].ptsMs, 199_000);
+  assert.ok(c.ofType<ErrorEvent>('error').some((e) => e.error.code === 'WINNOW_ERR_PROTOCOL'));
+  // A JPEG that does not decode is an error; the input goes on.
+  c.send({ type: 'input_video.start', format: 'jpeg', live: false });
+  c.send({ type: 'input_video.frame', ptsMs: 0 });
+  c.sendRaw(Buffer.from('not a jpeg'), true);
+  c.send({ type: 'input_video.frame', ptsMs: 1000 });
+  c.sendRaw(jpeg, true);
+  c.send({ type: 'input_video.end' });
+  assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.code === 'WINNOW_ERR_CORRUPT_INPUT')).error.event_id, null);
+  const second = await c.next<{ type: 'source.ended'; frames: number }>('source.ended');
+  assert.equal(second.frames, 1);
+  await c.close();
+});
+
+test('source.open: only files under --allow-path (no .., no symlink escape), only allowed URL schemes', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  const codeOf = async (id: string): Promise<string> => (await c.wait<ErrorEvent>('error', (e) => e.error.event_id === id)).error.code;
+  c.send({ type: 'source.open', event_id: 'p1', path: join(dir, 'secret.mp4') });
+  assert.equal(await codeOf('p1'), 'WINNOW_ERR_FORBIDDEN_SOURCE');
+  c.send({ type: 'source.open', event_id: 'p2', path: join(allowed, '..', 'secret.mp4') });
+  assert.equal(await codeOf('p2'), 'WINNOW_ERR_FORBIDDEN_SOURCE');
+  c.send({ type: 'source.open', event_id: 'p3', path: 'escape.mp4' });
+  assert.equal(await codeOf('p3'), 'WINNOW_ERR_FORBIDDEN_SOURCE');
+  c.send({ type: 'source.open', event_id: 'p4', path: 'missing.mp4' });
+  assert.equal(await codeOf('p4'), 'WINNOW_ERR_FORBIDDEN_SOURCE');
+  c.send({ type: 'source.open', event_id: 'u1', url: 'https://example.com/a.mp4' });
+  assert.equal(await codeOf('u1'), 'WINNOW_ERR_FORBIDDEN_SOURCE');
+  c.send({ type: 'source.open', event_id: 'u2', url: 'file:///etc/passwd' });
+  assert.equal(await codeOf('u2'), 'WINNOW_ERR_FORBIDDEN_SOURCE');
+  c.send({ type: 'source.open', event_id: 'u3', url: 'rtsp://127.0.0.1:1/none', path: 'clip.mp4' });
+  assert.equal(await codeOf('u3'), 'WINNOW_ERR_PROTOCOL');
+  assert.equal(c.ofType('source.opened').length, 0);
+  // A relative name under the root works and plays to the end.
+  c.send({ type: 'source.open', path: 'clip.mp4' });
+  const opened = await c.wait<{ type: 'source.opened'; source: { kind: string; path: string } }>('source.opened');
+  assert.equal(opened.source.kind, 'path');
+  const ended = await c.wait<{ type: 'source.ended'; frames: number; reason: string }>('source.ended', () => true, 30_000);
+  assert.equal(ended.reason, 'end');
+  assert.equal(ended.frames, 4);
+  await c.close();
+});
+
+test('auth: wrong or missing token refused with 401 and a code; header and subprotocol tokens accepted; origin allow-list', { skip }, async () => {
+  const token = 'sekret-token-123';
+  const s = await createServer({ port: 0, engine, token, allowedOrigins: ['http://good.example'] });
+  try {
+    await assert.rejects(TestClient.connect(s.url), (e: Error & { status?: number; code?: string }) => e.status === 401 && e.code === 'WINNOW_ERR_UNAUTHORIZED');
+    await assert.rejects(TestClient.connect(s.url, { token: 'sekret-token-124' }), (e: Error & { status?: number }) => e.status === 401);
+    await assert.rejects(TestClient.connect(s.url, { protocols: ['winnow.v1', 'winnow.bearer.nope-nope-nope'] }), (e: Error & { status?: number }) => e.status === 401);
+    const h = await TestClient.connect(s.url, { token });
+    await h.wait('session.created');
+    const p = await TestClient.connect(s.url, { protocols: ['winnow.v1', `winnow.bearer.${token}`] });
+    assert.equal(p.ws.protocol, 'winnow.v1');
+    await p.wait('session.created');
+    await assert.rejects(
+      TestClient.connect(s.url, { token, headers: { origin: 'http://evil.example' } }),
+      (e: Error & { status?: number; code?: string }) => e.status === 403 && e.code === 'WINNOW_ERR_FORBIDDEN_ORIGIN',
+    );
+    const o = await TestClient.connect(s.url, { token, headers: { origin: 'http://good.example' } });
+    await o.wait('session.created');
+    // /metrics needs the token too; /healthz does not.
+    const http = s.url.replace('ws', 'http');
+    assert.equal((await fetch(`${http}metrics`)).status, 401);
+    assert.equal((await fetch(`${http}metrics`, { headers: { authorization: `Bearer ${token}` } })).status, 200);
+    assert.equal((await fetch(`${http}healthz`)).status, 200);
+    await Promise.all([h.close(), p.close(), o.close()]);
+  } finally {
+    await s.close();
+  }
+  await assert.rejects(createServer({ port: 0, engine, host: '0.0.0.0' }), (e: { code?: string }) => e.code === 'WINNOW_ERR_INVALID_ARGUMENT');
+});
+
+test('max sessions: one too many gets LIMIT_EXCEEDED and close 1013; idle sessions are closed', { skip }, async () => {
+  const s = await createServer({ port: 0, engine, limits: { maxSessions: 2, idleTimeoutMs: 1500 } });
+  try {
+    const a = await TestClient.connect(s.url);
+    const b = await TestClient.connect(s.url);
+    const c = await TestClient.connect(s.url);
+    assert.equal(await c.closed, 1013);
+    assert.equal(c.ofType<ErrorEvent>('error')[0].error.code, 'WINNOW_ERR_LIMIT_EXCEEDED');
+    // a keeps talking, b stays silent and is closed for idleness.
+    const keep = setInterval(() => a.send({ type: 'session.update', session: {} }), 200);
+    try {
+      assert.equal(await b.closed, 4000);
+      assert.equal(b.ofType<ErrorEvent>('error')[0].error.code, 'WINNOW_ERR_IDLE_TIMEOUT');
+      assert.equal(a.ws.readyState, a.ws.OPEN);
+    } finally {
+      clearInterval(keep);
+    }
+    await a.close();
+  } finally {
+    await s.close();
+  }
+});
+
+test('response.cancel ends the answer with status cancelled; too many pending responses is an error', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  await pushFile(c, mp4);
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    c.send({ type: 'conversation.item.create', text: `question ${i}?` });
+    c.send({ type: 'response.create', event_id: `r${i}`, generation: { maxNewTokens: 16 } });
+  }
+  const overflow = await c.wait<ErrorEvent>('error', (e) => e.error.event_id === 'r4');
+  assert.equal(overflow.error.code, 'WINNOW_ERR_LIMIT_EXCEEDED');
+  for (const e of c.ofType<{ type: 'response.created'; response: { id: string } }>('response.created')) ids.push(e.response.id);
+  assert.equal(ids.length, 4);
+  // Cancel a queued one by id and the running one without id.
+  c.send({ type: 'response.cancel', response_id: ids[2] });
+  c.send({ type: 'response.cancel' });
+  const dones = await Promise.all(ids.map((id) => c.wait<{ type: 'response.done'; response: { id: string; status: string } }>('response.done', (e) => e.response.id === id, 60_000)));
+  assert.equal(dones[2].response.status, 'cancelled');
+  assert.ok(dones.filter((d) => d.response.status === 'cancelled').length >= 1);
+  assert.ok(dones.every((d) => d.response.status === 'cancelled' || d.response.status === 'completed'));
+  await c.close();
+});
+
+test('a client that disconnects mid-answer frees its session: no ffmpeg child, no scheduler slot, no KV cache', { skip }, async () => {
+  const bytes = await readFile(mp4);
+  const baseSessions = server.sessionCount;
+  const baseScheduled = engine.scheduler.sessionCount;
+  for (let round = 0; round < 3; round++) {
+    const c = await TestClient.connect(server.url);
+    const created = await c.wait<{ type: 'session.created'; session: { id: string } }>('session.created');
+    // Half a file and no end: ffmpeg stays alive waiting for more bytes.
+    c.send({ type: 'input_video.start', format: 'mp4', live: true });
+    c.sendRaw(bytes.subarray(0, bytes.length >> 1), true);
+    await c.wait('source.opened');
+    const session = server.sessions.find((s) => s.id === created.session.id)!;
+    const t0 = Date.now();
+    while (session.stats.ffmpegPids.length === 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    const pids = session.stats.ffmpegPids;
+    assert.equal(pids.length, 1);
+    c.send({ type: 'conversation.item.create', text: 'how many circles appeared?' });
+    c.send({ type: 'response.create', generation: { maxNewTokens: 128 } });
+    await c.wait('response.created');
+    c.ws.terminate();
+    const t1 = Date.now();
+    while ((server.sessionCount > baseSessions || pids.some(alive) || engine.scheduler.sessionCount > baseScheduled) && Date.now() - t1 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.sessionCount, baseSessions);
+    assert.equal(engine.scheduler.sessionCount, baseScheduled);
+    assert.ok(!pids.some(alive), 'ffmpeg child killed');
+    assert.ok(session.closed);
+    assert.equal(session.stats.pendingResponses, 0);
+  }
+});
+
+test('standing question fires on video time and POSTs its webhook (retried after a 500)', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  c.send({ type: 'session.update', event_id: 'bad', session: { watch: [{ id: 'x', question: 'q?', everySeconds: 1, webhook: 'http://10.0.0.1:9/hook' }] } });
+  assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.event_id === 'bad')).error.code, 'WINNOW_ERR_FORBIDDEN_SOURCE');
+  c.send({ type: 'session.update', event_id: 'short', session: { watch: [{ id: 'x', question: 'q?', everySeconds: 0.5 }] } });
+  assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.event_id === 'short')).error.code, 'WINNOW_ERR_LIMIT_EXCEEDED');
+  c.send({
+    type: 'session.update',
+    session: { watch: [{ id: 'red-square', question: 'is there a red square?', everySeconds: 2, webhook: `${hookUrl}/hook` }], generation: { maxNewTokens: 4 } },
+  });
+  await c.wait('session.updated');
+  await pushFile(c, mp4);
+  await c.wait('watch.result', (e: AnyEvent & { ptsMs?: number }) => e.ptsMs === 2000, 30_000);
+  const results = c.ofType<{ type: 'watch.result'; id: string; question: string; answer: string; ptsMs: number }>('watch.result');
+  assert.deepEqual(results.map((r) => r.ptsMs), [0, 2000]);
+  for (const r of results) {
+    assert.equal(r.id, 'red-square');
+    assert.equal(r.question, 'is there a red square?');
+    assert.equal(typeof r.answer, 'string');
+  }
+  const t0 = Date.now();
+  while (hookHits.filter((h) => h.status === 200).length < 2 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(hookHits[0].status, 500);
+  const ok = hookHits.filter((h) => h.status === 200).map((h) => h.body);
+  assert.equal(ok.length, 2);
+  assert.deepEqual(ok.map((b) => b.ptsMs).sort(), [0, 2000]);
+  assert.equal(ok[0].id, 'red-square');
+  assert.equal(ok[0].type, 'watch.result');
+  await c.close();
+});
+
+test('/metrics (Prometheus text) and /healthz on the same port', { skip }, async () => {
+  const http = server.url.replace('ws', 'http');
+  const health = (await (await fetch(`${http}healthz`)).json()) as { status: string };
+  assert.equal(health.status, 'ok');
+  const res = await fetch(`${http}metrics`);
+  assert.match(res.headers.get('content-type') ?? '', /text\/plain/);
+  const text = await res.text();
+  for (const name of [
+    'winnow_sessions',
+    'winnow_frames_in_total',
+    'winnow_frames_dropped_total',
+    'winnow_visual_tokens_kept_total',
+    'winnow_visual_tokens_total',
+    'winnow_prefill_seconds_bucket',
+    'winnow_decode_token_seconds_bucket',
+    'winnow_errors_total{code="WINNOW_ERR_PROTOCOL"}',
+    'winnow_process_resident_memory_bytes',
+  ]) {
+    assert.ok(text.includes(name), name);
+  }
+  const processed = Number(/^winnow_frames_processed_total (\d+)/m.exec(text)?.[1]);
+  assert.ok(processed >= 8);
+  assert.ok(Number(/^winnow_frames_dropped_total (\d+)/m.exec(text)?.[1]) > 0);
+  assert.equal((await fetch(`${http}nope`)).status, 404);
+});
