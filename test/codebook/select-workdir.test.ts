@@ -67,9 +67,9 @@ test('work dir: a torn last line and surplus rows are cut off; another build is 
   try {
     const key = { parameters: { a: 1 }, source: 'x' };
     const w = WorkDir.open(dir, 2, key);
-    const rec = (i: number, sel: number[]) => ({ i, id: `img${i}`, gridH: 1, gridW: 2, topProb: [0.1, 0.2], jsdCtx: [0, 0], jsdGlob: [0, 0], lowInfo: sel, selected: sel, ms: 1 });
-    w.append(rec(0, [0, 1]), Float32Array.from([1, 2, 3, 4]));
-    w.append(rec(1, [1]), Float32Array.from([5, 6]));
+    const rec = (i: number, rows: number) => ({ i, id: `img${i}`, gridH: 1, gridW: rows, topProb: [0.1, 0.2], jsdCtx: [0, 0], jsdGlob: [0, 0], rowCount: rows, ms: 1 });
+    w.append(rec(0, 2), Float32Array.from([1, 2, 3, 4]));
+    w.append(rec(1, 1), Float32Array.from([5, 6]));
     w.close();
     // Simulate a kill during image 2: its rows written, its line torn.
     appendFileSync(join(dir, 'rows.f32'), Buffer.from(Float32Array.from([7, 8]).buffer));
@@ -79,7 +79,7 @@ test('work dir: a torn last line and surplus rows are cut off; another build is 
     assert.equal(statSync(join(dir, 'rows.f32')).size, 3 * 2 * 4);
     assert.ok(readFileSync(join(dir, 'images.jsonl'), 'utf8').endsWith('}\n'));
     assert.deepEqual(Array.from(w2.readRows()), [1, 2, 3, 4, 5, 6]);
-    w2.append(rec(2, []), new Float32Array(0));
+    w2.append(rec(2, 0), new Float32Array(0));
     assert.equal(w2.done[2].rowOffset, 3);
     w2.close();
     assert.throws(() => WorkDir.open(dir, 2, { parameters: { a: 2 }, source: 'x' }), (e: { code?: string }) => e.code === 'WINNOW_ERR_INVALID_ARGUMENT');

@@ -32,7 +32,7 @@ function escapeXml(s: string): string {
 }
 
 /** PNG of one image's analysis (frame | top probability | weighted JSD). */
-export async function renderAnalysis(frame: Frame, rec: ImageRecord, p: SelectionOptions): Promise<Buffer> {
+export async function renderAnalysis(frame: Frame, rec: ImageRecord, marks: { lowInfo: readonly number[]; selected: readonly number[] }, p: SelectionOptions): Promise<Buffer> {
   const { gridH, gridW } = rec;
   const pw = gridW * CELL_PX;
   const ph = gridH * CELL_PX;
@@ -63,8 +63,8 @@ export async function renderAnalysis(frame: Frame, rec: ImageRecord, p: Selectio
   const cell = new Uint8Array(3);
   const x1 = 2 * GAP_PX + pw;
   const x2 = 3 * GAP_PX + 2 * pw;
-  const low = new Set(rec.lowInfo);
-  const sel = new Set(rec.selected);
+  const low = new Set(marks.lowInfo);
+  const sel = new Set(marks.selected);
   for (let i = 0; i < gridH * gridW; i++) {
     const gy = Math.floor(i / gridW);
     const gx = i % gridW;
@@ -99,7 +99,7 @@ export async function renderAnalysis(frame: Frame, rec: ImageRecord, p: Selectio
   const ty = ph + 2 * GAP_PX + 14;
   const caption = [
     `<text x="${x0}" y="${ty}">${escapeXml(rec.id)}</text>`,
-    `<text x="${x0}" y="${ty + 16}">${rec.lowInfo.length} low-info (dot), ${rec.selected.length} selected (box)</text>`,
+    `<text x="${x0}" y="${ty + 16}">${marks.lowInfo.length} low-info (dot), ${marks.selected.length} selected (box)</text>`,
     `<text x="${x1}" y="${ty}">single-input top prob, 0 → 1</text>`,
     `<text x="${x1}" y="${ty + 16}">τp = ${p.tauP}</text>`,
     `<text x="${x2}" y="${ty}">${p.kCtx}·JSDctx + ${p.kGlob}·JSDglob, log10</text>`,

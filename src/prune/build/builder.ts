@@ -230,8 +230,18 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
     const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
     const workPath = resolve(options.work ?? `${out}.work`);
     const { maxBatchSequences: _s, maxBatchTokens: _t, ...resultParams } = params;
+    // Only what the LLM experiments depend on: the selection constants may change between runs
+    // of the same work dir (they are applied at the end, from the stored measures and tokens).
     const key = {
-      parameters: resultParams,
+      experiment: {
+        prompt: params.prompt,
+        padTokenId: params.padTokenId,
+        frameMarker: params.frameMarker,
+        singleRepeat: params.singleRepeat,
+        singleTopK: params.singleTopK,
+        jsdTopK: params.jsdTopK,
+        window: params.window,
+      },
       modelFingerprint: fingerprint,
       source: resolve(options.images),
       fps: options.fps ?? 1,
@@ -277,7 +287,10 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
       const i = index++;
       const have = wd.get(img.id);
       if (have) {
-        if (img.frame && options.analyze) await writeFile(join(options.analyze, analysisName(img.id)), await renderAnalysis(img.frame, have, params));
+        if (img.frame && options.analyze) {
+          const sel = imageSelection(have, wd.readImageRows(have), dim, params);
+          await writeFile(join(options.analyze, analysisName(img.id)), await renderAnalysis(img.frame, have, sel, params));
+        }
         continue;
       }
       if (!img.frame) throw new WinnowError('WINNOW_ERR_INTERNAL', `no pixels for ${img.id}`);
@@ -285,17 +298,16 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
       const t1 = performance.now();
       const enc = await lastValueFrom(of(img.frame).pipe(encode(folder, { maxWaitMs: 0, signal })));
       const measures = await measureImage(fwd, enc.tokens, enc.gridH, enc.gridW, params, signal);
-      const low = lowInformation(measures.topProb, measures.jsdCtx, measures.jsdGlob, params);
-      const { selected } = selectImageTokens(enc.tokens, enc.numTokens, dim, low, i, params);
-      const rows = new Float32Array(selected.length * dim);
-      selected.forEach((t, r) => rows.set(enc.tokens.subarray(t * dim, (t + 1) * dim), r * dim));
       const ms = performance.now() - t1;
       expMs += ms;
       const rec = wd.append(
-        { i, id: img.id, gridH: enc.gridH, gridW: enc.gridW, topProb: Array.from(measures.topProb), jsdCtx: Array.from(measures.jsdCtx), jsdGlob: Array.from(measures.jsdGlob), lowInfo: low, selected, ms: Math.round(ms) },
-        rows,
+        { i, id: img.id, gridH: enc.gridH, gridW: enc.gridW, topProb: Array.from(measures.topProb), jsdCtx: Array.from(measures.jsdCtx), jsdGlob: Array.from(measures.jsdGlob), rowCount: enc.numTokens, ms: Math.round(ms) },
+        enc.tokens.subarray(0, enc.numTokens * dim),
       );
-      if (options.analyze) await writeFile(join(options.analyze, analysisName(img.id)), await renderAnalysis(img.frame, rec, params));
+      if (options.analyze) {
+        const sel = imageSelection(rec, enc.tokens, dim, params);
+        await writeFile(join(options.analyze, analysisName(img.id)), await renderAnalysis(img.frame, rec, sel, params));
+      }
       doneThisRun++;
       tokensThisRun += enc.numTokens;
       report(null);
@@ -305,14 +317,25 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
     const records = wd.done;
     if (records.length === 0) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `no image found in ${options.images}`);
     const t2 = performance.now();
-    const rows = wd.readRows();
+    // Steps 4-5 per image, from the stored measures and tokens, with this run's constants.
+    const all = wd.readRows();
+    const picked: number[] = [];
     const imageOfRow: string[] = [];
-    for (const r of records) for (let k = 0; k < r.selected.length; k++) imageOfRow.push(r.id);
-    const g = selectPrototypes(rows, wd.totalRows, dim, imageOfRow, params);
+    let lowInfoTokens = 0;
+    for (const r of records) {
+      const sel = imageSelection(r, all.subarray(r.rowOffset * dim, (r.rowOffset + r.rowCount) * dim), dim, params);
+      lowInfoTokens += sel.lowInfo.length;
+      for (const t of sel.selected) {
+        picked.push(r.rowOffset + t);
+        imageOfRow.push(r.id);
+      }
+    }
+    const rows = new Float32Array(picked.length * dim);
+    picked.forEach((src, k) => rows.set(all.subarray(src * dim, (src + 1) * dim), k * dim));
+    const g = selectPrototypes(rows, picked.length, dim, imageOfRow, params);
     const globalMs = performance.now() - t2;
     const distributions = summarize(records, params);
     const tokens = records.reduce((s, r) => s + r.topProb.length, 0);
-    const lowInfoTokens = records.reduce((s, r) => s + r.lowInfo.length, 0);
     const result: CodebookBuildResult = {
       out,
       work: workPath,
@@ -322,7 +345,7 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
       imagesResumed: resumed,
       tokens,
       lowInfoTokens,
-      selectedTokens: wd.totalRows,
+      selectedTokens: picked.length,
       distributions,
       clusters: g.clusters,
       parameters: params,
@@ -333,7 +356,7 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
     if (g.rows.length === 0) {
       throw new WinnowError(
         'WINNOW_ERR_NO_PROTOTYPES',
-        `no prototypes: ${lowInfoTokens} of ${tokens} tokens were low-information, ${wd.totalRows} survived the per-image rule, and no global cluster spans more than ${params.minDistinctImages} images`,
+        `no prototypes: ${lowInfoTokens} of ${tokens} tokens were low-information, ${picked.length} survived the per-image rule, and no global cluster spans more than ${params.minDistinctImages} images`,
         { details: { result } },
       );
     }
@@ -349,7 +372,7 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
       build: {
         source: `winnow codebook build from ${basename(resolve(options.images))}`,
         imageCount: records.length,
-        parameters: { ...resultParams, fps: key.fps, maxImages: key.maxImages, tokens, lowInfoTokens, selectedTokens: wd.totalRows, sequencesPerImage: sequencesPerImage(records[0].gridH, records[0].gridW, params.window) },
+        parameters: { ...resultParams, fps: key.fps, maxImages: key.maxImages, tokens, lowInfoTokens, selectedTokens: picked.length, sequencesPerImage: sequencesPerImage(records[0].gridH, records[0].gridW, params.window) },
         sampleIds: g.rows.map((r) => imageOfRow[r]),
       },
       extraMetadata: {},
@@ -360,6 +383,13 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
     work?.close();
     await folder.close();
   }
+}
+
+/** Steps 4-5 for one stored image: its low-information tokens and those the per-image clustering keeps. */
+export function imageSelection(rec: ImageRecord, tokens: Float32Array, dim: number, p: SelectionOptions): { lowInfo: number[]; selected: number[] } {
+  const lowInfo = lowInformation(rec.topProb, rec.jsdCtx, rec.jsdGlob, p);
+  const { selected } = selectImageTokens(tokens, rec.rowCount, dim, lowInfo, rec.i, p);
+  return { lowInfo, selected };
 }
 
 /** File name of an image's analysis picture. */

@@ -1,12 +1,14 @@
 // The resumable work directory of a codebook build:
 //   manifest.json   what the build is (parameters, model fingerprint, source); written once, atomically
-//   images.jsonl    one line per finished image (measures, low-information and selected tokens), append-only
-//   rows.f32        the selected tokens' rows (float32 LE), append-only, in the order of the lines
+//   images.jsonl    one line per finished image (its token experiments' measures), append-only
+//   rows.f32        every image's projected tokens (float32 LE), append-only, in the order of the lines
+// The LLM experiments (the expensive part) are all the work dir holds; the selection steps run at
+// the end from it, so their constants can be changed and the build re-run without redoing them.
 // An image counts as done once its line is complete. Rows are appended and synced before the line,
 // so a kill at any moment leaves at worst a torn last line and/or surplus rows, which open()
 // cuts off: the directory then holds exactly the images whose lines are complete.
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, statSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { WinnowError } from '../../errors.js';
 
@@ -21,12 +23,10 @@ export interface ImageRecord {
   topProb: number[];
   jsdCtx: number[];
   jsdGlob: number[];
-  /** Low-information tokens (step 4), ascending. */
-  lowInfo: number[];
-  /** Tokens kept by the per-image clustering (step 5), ascending; their rows are in rows.f32. */
-  selected: number[];
-  /** Index (in rows) of this image's first row in rows.f32. */
+  /** Index (in rows) of this image's first token row in rows.f32. */
   rowOffset: number;
+  /** Token rows of this image (gridH · gridW). */
+  rowCount: number;
   /** Wall time of this image's experiments, ms (informational). */
   ms: number;
 }
@@ -128,7 +128,7 @@ export class WorkDir {
       if (rec.rowOffset !== this.rowCount) break;
       this.records.push(rec);
       this.ids.set(rec.id, rec);
-      this.rowCount += rec.selected.length;
+      this.rowCount += rec.rowCount;
       pos = nl + 1;
       goodBytes = Buffer.byteLength(text.slice(0, pos), 'utf8');
     }
@@ -161,7 +161,7 @@ export class WorkDir {
   /** Appends one finished image: rows first (synced), then its line (synced). */
   append(rec: Omit<ImageRecord, 'rowOffset'>, rows: Float32Array): ImageRecord {
     if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'the work dir is closed');
-    if (rows.length !== rec.selected.length * this.dim) throw new WinnowError('WINNOW_ERR_INTERNAL', 'rows do not match the selected tokens');
+    if (rows.length !== rec.rowCount * this.dim) throw new WinnowError('WINNOW_ERR_INTERNAL', 'rows do not match rowCount');
     const full: ImageRecord = { ...rec, rowOffset: this.rowCount };
     const bytes = Buffer.from(rows.buffer, rows.byteOffset, rows.byteLength);
     writeSync(this.rowsFd, bytes, 0, bytes.length, this.rowCount * this.dim * 4);
@@ -172,16 +172,23 @@ export class WorkDir {
     fsyncSync(this.linesFd);
     this.records.push(full);
     this.ids.set(full.id, full);
-    this.rowCount += rec.selected.length;
+    this.rowCount += rec.rowCount;
     return full;
   }
 
-  /** All selected rows of the finished images, [totalRows × dim]. */
+  /** All token rows of the finished images, [totalRows × dim]. */
   readRows(): Float32Array {
     const buf = readFileSync(join(this.dir, 'rows.f32'));
     const n = this.rowCount * this.dim;
     // Copy out of the Buffer: its byteOffset need not be 4-aligned.
     return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + n * 4));
+  }
+
+  /** One finished image's token rows, [rowCount × dim]. */
+  readImageRows(rec: ImageRecord): Float32Array {
+    const out = new Float32Array(rec.rowCount * this.dim);
+    readSync(this.rowsFd, new Uint8Array(out.buffer), 0, out.byteLength, rec.rowOffset * this.dim * 4);
+    return out;
   }
 
   /** Idempotent. */
