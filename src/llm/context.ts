@@ -278,23 +278,6 @@ export class VideoContext {
   }
 
   /**
-   * Position ids of one frame starting at `start`, as they are fed: markers count up; visual
-   * tokens count up too (sequential) or all share the first visual position (frame-shared).
-   */
-  framePositions(markerTokens: number, visualTokens: number, start: number): number[] {
-    const out: number[] = [];
-    let p = start;
-    for (let i = 0; i < markerTokens; i++) out.push(p++);
-    if (this.config.visualPositionScheme === 'frame-shared') {
-      for (let i = 0; i < visualTokens; i++) out.push(p);
-      if (visualTokens > 0) p++;
-    } else {
-      for (let i = 0; i < visualTokens; i++) out.push(p++);
-    }
-    return out;
-  }
-
-  /**
    * Prefills `entries` (and the prefix when `withPrefix`) on top of `base`, in chunks of at most
    * maxChunkTokens. Returns the new state; `base` and the video state are left alone.
    */
