@@ -11,6 +11,7 @@ import { lastValueFrom, of, take } from 'rxjs';
 import { encode } from '../../src/encode/index.js';
 import { openVideo } from '../../src/ingest/index.js';
 import { writeDataset } from '../../src/synth/index.js';
+import type { EncodedFrame } from '../../src/prune/types.js';
 import { BatchedForward, DEFAULT_BATCH, REFERENCE_PARAMETERS, loadExperimentModel, measureImage } from '../../src/prune/build/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -24,7 +25,7 @@ const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().slice(0,
 const m = await loadExperimentModel(join(root, 'models', 'winnow-tiny'));
 try {
   const size = { width: 112, height: 112 };
-  const encoded = [];
+  const encoded: EncodedFrame[] = [];
   for (const f of files) {
     const frame = await lastValueFrom(openVideo(join(dir, f), { size, resize: 'pad' }).pipe(take(1)));
     encoded.push(await lastValueFrom(of(frame).pipe(encode(m.folder, { maxWaitMs: 0 }))));
