@@ -92,7 +92,15 @@ class Vit(nn.Module):
         self.c = c
         g = c.image_size // c.patch_size
         self.grid = g
-        self.patch = nn.Conv2d(3, c.hidden_size, c.patch_size, c.patch_size)
+        # Convolutional patch embedding (hybrid ViT): overlapping 3x3 convolutions of stride 2, 2, then
+        # a 2x2 of stride 2 -> one token per 8x8 patch. Objects of 10-17 px straddle patch borders;
+        # overlapping receptive fields let each token see the object's outline, not a fragment of it.
+        assert c.patch_size == 8
+        self.patch = nn.Sequential(
+            nn.Conv2d(3, 32, 3, 2, 1), nn.GELU(),
+            nn.Conv2d(32, 64, 3, 2, 1), nn.GELU(),
+            nn.Conv2d(64, c.hidden_size, 2, 2),
+        )
         self.cls = nn.Parameter(torch.zeros(1, 1, c.hidden_size))
         self.pos = nn.Parameter(torch.randn(1, g * g + 1, c.hidden_size) * 0.02)
         self.blocks = nn.ModuleList([VitBlock(c.hidden_size, c.num_heads, c.mlp_size) for _ in range(c.num_layers)])
@@ -120,6 +128,7 @@ class DenseHeads(nn.Module):
         self.centre_head = nn.Linear(d, 1)
         self.cov_head = nn.Linear(d, 1)
         self.xy_head = nn.Linear(d, 2)
+        self.shape_head = nn.Linear(d, 4)  # background, circle, square, triangle
         self.set_head = nn.Linear(d, NUM_CLASSES - 1)
 
 

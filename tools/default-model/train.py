@@ -60,7 +60,11 @@ def stage_a(model, data, steps, batch, lr, rng):
         present = torch.zeros(len(idx), NUM_CLASSES)
         present.scatter_(1, cls_t, 1.0)
         loss_set = F.binary_cross_entropy_with_logits(heads.set_head(cls_final), present[:, 1:])
-        loss = loss_cls + loss_ctr + loss_cov + loss_xy + loss_set
+        # Shape is the hard part (colour is learned at once): a 4-way shape loss, weighted up at object centres.
+        shape_t = torch.where(cls_t > 0, (cls_t - 1) // 6 + 1, torch.zeros_like(cls_t))
+        sw = 1.0 + 4.0 * centre_t
+        loss_shape = (F.cross_entropy(heads.shape_head(h).reshape(-1, 4), shape_t.reshape(-1), reduction="none") * sw.reshape(-1)).sum() / sw.sum()
+        loss = loss_cls + loss_ctr + loss_cov + loss_xy + loss_set + loss_shape
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -70,7 +74,10 @@ def stage_a(model, data, steps, batch, lr, rng):
                 pred = heads.cls_head(h).argmax(-1)
                 fg = cls_t > 0
                 acc_fg = (pred[fg] == cls_t[fg]).float().mean().item() if fg.any() else 0
-            log(f"A {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} fg-acc {acc_fg:.3f} {time.time()-t0:.0f}s")
+                ctr = centre_t > 0
+                sp = heads.shape_head(h).argmax(-1)
+                acc_shape = (sp[ctr] == shape_t[ctr]).float().mean().item() if ctr.any() else 0
+            log(f"A {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} fg-acc {acc_fg:.3f} centre-shape-acc {acc_shape:.3f} {time.time()-t0:.0f}s")
 
 
 # ---------------------------------------------------------------- sequences
@@ -191,6 +198,9 @@ def features(model, rgb, pool, grad_vit=False, aux=None):
         aux["loss"] = F.cross_entropy(model.heads.cls_head(h).reshape(-1, NUM_CLASSES), lab[..., 0].reshape(-1), weight=w) + F.binary_cross_entropy_with_logits(
             model.heads.centre_head(h).squeeze(-1), lab[..., 1].float(), pos_weight=torch.tensor(10.0)
         )
+        cls_t = lab[..., 0]
+        shape_t = torch.where(cls_t > 0, (cls_t - 1) // 6 + 1, torch.zeros_like(cls_t))
+        aux["loss"] = aux["loss"] + F.cross_entropy(model.heads.shape_head(h).reshape(-1, 4), shape_t.reshape(-1))
     proj = model.projector(patches)
     return pool2x2(proj, model.vit.grid) if pool else proj
 
