@@ -33,6 +33,10 @@ export {
   CLIENT_EVENT_SCHEMAS,
   parseClientEvent,
   clientEventJsonSchemas,
+  serverEventJsonSchemas,
+  SERVER_EVENT_SCHEMAS,
+  validateServerEvent,
+  protocolSchemasMarkdown,
 } from './protocol.js';
 export type {
   ClientEvent,

@@ -230,9 +230,124 @@ export type ServerEvent =
   | { type: 'watch.result'; id: string; question: string; answer: string; ptsMs: number; frames: number }
   | { type: 'error'; error: { code: string; message: string; event_id: string | null; details?: Record<string, unknown> } };
 
+// Server events as schemas too: docs/protocol.md shows them and the tests validate every event a
+// client receives against them, so the TypeScript union above and the wire cannot drift apart.
+const errorInfo = z.strictObject({ code: z.string(), message: z.string() });
+const sourceSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('input_video'), format: z.enum([...VIDEO_FORMATS, 'frames']), live: z.boolean() }),
+  z.strictObject({ kind: z.literal('url'), url: z.string(), live: z.boolean() }),
+  z.strictObject({ kind: z.literal('path'), path: z.string(), live: z.boolean() }),
+]);
+const sessionDescriptionSchema = z.strictObject({
+  id: z.string(),
+  model: z.string(),
+  config: z.strictObject({
+    fps: z.number(),
+    resize: z.enum(['pad', 'stretch', 'crop']),
+    pruning: z.looseObject({ strategy: z.string() }),
+    maxContextTokens: z.number().int(),
+    generation: z.strictObject({ maxNewTokens: z.number().int(), temperature: z.number() }),
+    watch: z.array(watchSchema),
+  }),
+  limits: z.record(z.string(), z.number()),
+});
+const count = z.number().int().min(0);
+
+export const SERVER_EVENT_SCHEMAS = {
+  'session.created': z.strictObject({ type: z.literal('session.created'), session: sessionDescriptionSchema }),
+  'session.updated': z.strictObject({ type: z.literal('session.updated'), session: sessionDescriptionSchema, event_id: z.string().optional() }),
+  'source.opened': z.strictObject({ type: z.literal('source.opened'), source: sourceSchema }),
+  'source.reconnecting': z.strictObject({ type: z.literal('source.reconnecting'), source: sourceSchema, attempt: count, delayMs: z.number(), reason: z.string() }),
+  'source.ended': z.strictObject({
+    type: z.literal('source.ended'),
+    source: sourceSchema,
+    frames: count.describe('Frames of this input that reached the context.'),
+    reason: z.enum(['end', 'closed', 'error']),
+    error: errorInfo.optional(),
+  }),
+  'frame.processed': z.strictObject({
+    type: z.literal('frame.processed'),
+    index: count.describe('Frame number in the session (all inputs).'),
+    ptsMs: z.number().describe('Session timeline, ms: the first frame of the first input is 0.'),
+    kept: count.describe('Visual tokens kept after pruning.'),
+    total: count.describe('Visual tokens before pruning (after video pooling).'),
+    latencyMs: z.number().describe('Frame decoded → in the context.'),
+  }),
+  'input_video.dropped': z.strictObject({
+    type: z.literal('input_video.dropped'),
+    count: z.number().int().min(1).describe('Frames dropped since the previous event (keep-latest overflow).'),
+    total: count.describe('Frames dropped in this session so far.'),
+  }),
+  'context.evicted': z.strictObject({
+    type: z.literal('context.evicted'),
+    frames: count,
+    tokens: count,
+    remainingFrames: count,
+    oldestPtsMs: z.number().nullable(),
+  }),
+  'response.created': z.strictObject({ type: z.literal('response.created'), response: z.strictObject({ id: z.string(), question: z.string() }) }),
+  'response.output_text.delta': z.strictObject({ type: z.literal('response.output_text.delta'), response_id: z.string(), delta: z.string() }),
+  'response.done': z.strictObject({
+    type: z.literal('response.done'),
+    response: z.strictObject({
+      id: z.string(),
+      status: z.enum(['completed', 'cancelled', 'failed']),
+      text: z.string(),
+      stopReason: z.string().nullable().describe('eos | stop-string | max-new-tokens | context-full; null unless completed.'),
+      usage: z.strictObject({ visualTokensKept: count, visualTokensTotal: count, promptTokens: count, outputTokens: count }),
+      timings: z.strictObject({ ttftMs: z.number(), totalMs: z.number(), queueMs: z.number() }),
+      error: errorInfo.optional(),
+    }),
+  }),
+  'watch.result': z.strictObject({
+    type: z.literal('watch.result'),
+    id: z.string(),
+    question: z.string(),
+    answer: z.string(),
+    ptsMs: z.number().describe('Newest frame in the context when the question was asked.'),
+    frames: count,
+  }),
+  error: z.strictObject({
+    type: z.literal('error'),
+    error: z.strictObject({
+      code: z.string().describe('Stable WINNOW_ERR_* code.'),
+      message: z.string(),
+      event_id: z.string().nullable().describe('The event_id of the client message that caused it, else null.'),
+      details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
+    }),
+  }),
+} as const satisfies Record<ServerEvent['type'], z.ZodType>;
+
+/** Validates one server event (tests; clients that want to). */
+export function validateServerEvent(e: unknown): { ok: true } | { ok: false; message: string } {
+  const type = (e as { type?: unknown } | null)?.type;
+  const schema = typeof type === 'string' ? (SERVER_EVENT_SCHEMAS as Record<string, z.ZodType>)[type] : undefined;
+  if (!schema) return { ok: false, message: `unknown server event type ${String(type)}` };
+  const r = schema.safeParse(e);
+  return r.success ? { ok: true } : { ok: false, message: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };
+}
+
 /** JSON Schemas (draft 2020-12) of every client event, for docs/protocol.md and for clients that validate. */
 export function clientEventJsonSchemas(): Record<ClientEventType, unknown> {
   const out = {} as Record<ClientEventType, unknown>;
   for (const t of CLIENT_EVENT_TYPES) out[t] = z.toJSONSchema(CLIENT_EVENT_SCHEMAS[t], { unrepresentable: 'any' });
+  // The url-xor-path refinement has no JSON Schema form of its own in zod's output.
+  (out['source.open'] as Record<string, unknown>).oneOf = [{ required: ['url'] }, { required: ['path'] }];
   return out;
+}
+
+/** JSON Schemas of every server event. */
+export function serverEventJsonSchemas(): Record<ServerEvent['type'], unknown> {
+  const out = {} as Record<ServerEvent['type'], unknown>;
+  for (const [t, schema] of Object.entries(SERVER_EVENT_SCHEMAS)) out[t as ServerEvent['type']] = z.toJSONSchema(schema, { unrepresentable: 'any' });
+  return out;
+}
+
+/** The JSON-Schema section of docs/protocol.md (a test keeps the document in sync with the code). */
+export function protocolSchemasMarkdown(): string {
+  const parts: string[] = ['### Client → server', ''];
+  for (const [t, s] of Object.entries(clientEventJsonSchemas())) parts.push(`#### \`${t}\``, '', '```json', JSON.stringify(s, null, 2), '```', '');
+  parts.push('### Server → client', '');
+  for (const [t, s] of Object.entries(serverEventJsonSchemas())) parts.push(`#### \`${t}\``, '', '```json', JSON.stringify(s, null, 2), '```', '');
+  return parts.join('\n');
 }

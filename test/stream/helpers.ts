@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { writeDataset, type VideoTruth } from '../../src/synth/index.js';
-import { WinnowEngine } from '../../src/stream/index.js';
+import { WinnowEngine, validateServerEvent } from '../../src/stream/index.js';
 import type { ServerEvent } from '../../src/stream/index.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -39,6 +39,8 @@ export type AnyEvent = ServerEvent | { type: string; [k: string]: unknown };
 
 export class TestClient {
   readonly events: AnyEvent[] = [];
+  /** Events that did not match their schema (asserted empty on close). */
+  readonly invalid: string[] = [];
   private waiters: { pred: (e: AnyEvent) => boolean; resolve: (e: AnyEvent) => void }[] = [];
   closeCode: number | undefined;
   readonly closed: Promise<number>;
@@ -48,6 +50,9 @@ export class TestClient {
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
       const e = JSON.parse(data.toString()) as AnyEvent;
+      // Every event on the wire must match its documented schema.
+      const v = validateServerEvent(e);
+      if (!v.ok) this.invalid.push(`${e.type}: ${v.message}`);
       this.events.push(e);
       for (const w of [...this.waiters]) {
         if (w.pred(e)) {
@@ -128,9 +133,11 @@ export class TestClient {
     return { id, text: done.response.text, deltas, done };
   }
 
-  close(): Promise<number> {
+  async close(): Promise<number> {
     this.ws.close();
-    return this.closed;
+    const code = await this.closed;
+    if (this.invalid.length) throw new Error(`server events not matching their schema:\n${this.invalid.join('\n')}`);
+    return code;
   }
 }
 
