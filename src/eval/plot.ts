@@ -38,7 +38,7 @@ function panel(p: PartReport, title: string): Record<string, unknown> {
       data: { values: lines },
       mark: { type: 'line', point: { size: 50 }, strokeWidth: 2 },
       encoding: {
-        x: { field: 'kept', type: 'quantitative', title: 'kept fraction of visual tokens', scale: { type: 'log', domain: [0.005, 1] }, axis: { values: [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1], format: '.0%' } },
+        x: { field: 'kept', type: 'quantitative', title: 'kept fraction of visual tokens', scale: { type: 'log', domain: [0.005, 1] }, axis: { values: [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1], format: '.0%', labelFlush: true, labelOverlap: false } },
         y: { field: 'accuracy', type: 'quantitative', title: 'accuracy', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
         color: { field: 'strategy', type: 'nominal', title: 'strategy', scale: { scheme: 'tableau10' } },
         order: { field: 'kept', type: 'quantitative' },
