@@ -57,6 +57,24 @@ test('batched runs give the one-at-a-time logits, also with left padding for mix
   }
 });
 
+test('starting from the unablated KV cache gives the logits of the full run', async () => {
+  const fwd = new BatchedForward(m.decoder, m.contract, m.layout);
+  const n = 196;
+  const index = new Int32Array(3 * n);
+  for (let q = 0; q < 3; q++) for (let j = 0; j < n; j++) index[q * n + j] = j;
+  // Sequence 0 unablated; 1 and 2 ablated from visual token 100 on (row 7).
+  for (const j of [100, 101, 114, 115]) index[n + j] = -1;
+  for (const j of [120, 150]) index[2 * n + j] = -1;
+  const table: SequenceTable = { tokens: enc.tokens, index, stride: n };
+  const base = await fwd.runKeepingCache(table, 0);
+  assert.ok(base.cache);
+  const start = fwd.prefixLength + 98; // the first row touched by either ablation
+  const fromCache = await fwd.runFrom(table, Int32Array.of(1, 2), base.cache, start);
+  const direct = await fwd.run(table, 1, 2);
+  assert.ok(maxAbsDiff(fromCache.logits, direct.logits) < 1e-4, String(maxAbsDiff(fromCache.logits, direct.logits)));
+  assert.ok(maxAbsDiff(direct.logits.subarray(0, direct.vocab), base.logits) > 0, 'the ablation changes the logits');
+});
+
 test('the all-token run predicts what the LLM runtime answers first under the caption prompt', async () => {
   const fwd = new BatchedForward(m.decoder, m.contract, m.layout);
   const table: SequenceTable = { tokens: enc.tokens, index: Int32Array.from({ length: 196 }, (_, i) => i), stride: 196 };

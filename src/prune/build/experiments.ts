@@ -17,6 +17,11 @@ export interface ExperimentOptions {
   maxBatchSequences: number;
   /** Tokens (sequences × length) per decoder call. */
   maxBatchTokens: number;
+  /**
+   * Global level: start each ablated sequence from the unablated run's KV cache at the first row
+   * of its window (the tokens before it are identical), instead of from an empty past. Default true.
+   */
+  reuseGlobalPrefix?: boolean;
 }
 
 export interface TokenMeasures {
@@ -134,10 +139,36 @@ export async function measureImage(
     const c = neighbourhood(i, gridH, gridW, w, win);
     for (let t = 0; t < c; t++) row[win[t]] = -1;
   }
-  const gb = await runAll(fwd, globBase, 1, opts, signal, onBatch);
-  const ga = await runAll(fwd, globAbl, n, opts, signal, onBatch);
+  const gb = await fwd.runKeepingCache(globBase, 0, signal);
+  onBatch?.(1);
   const base = gb.logits.subarray(0, v);
-  for (let i = 0; i < n; i++) jsdGlob[i] = jsdTopK(base, ga.logits.subarray(i * v, (i + 1) * v), opts.jsdTopK, js);
+  if (gb.cache && opts.reuseGlobalPrefix !== false) {
+    // Group tokens by the first grid row of their window: every sequence of a group equals the
+    // unablated one up to that row, so it starts from the cache there.
+    const groups = new Map<number, number[]>();
+    for (let i = 0; i < n; i++) {
+      neighbourhood(i, gridH, gridW, w, win);
+      const startRow = Math.floor(win[0] / gridW);
+      let g = groups.get(startRow);
+      if (!g) groups.set(startRow, (g = []));
+      g.push(i);
+    }
+    const full = fwd.length(n);
+    for (const [startRow, members] of groups) {
+      const start = fwd.prefixLength + startRow * gridW;
+      const per = Math.max(1, Math.min(opts.maxBatchSequences, Math.floor(opts.maxBatchTokens / Math.max(1, full - start))));
+      for (let a = 0; a < members.length; a += per) {
+        throwIfAborted(signal);
+        const seqs = Int32Array.from(members.slice(a, a + per));
+        const r = await fwd.runFrom(globAbl, seqs, gb.cache, start, signal);
+        for (let k = 0; k < seqs.length; k++) jsdGlob[seqs[k]] = jsdTopK(base, r.logits.subarray(k * v, (k + 1) * v), opts.jsdTopK, js);
+        onBatch?.(seqs.length);
+      }
+    }
+  } else {
+    const ga = await runAll(fwd, globAbl, n, opts, signal, onBatch);
+    for (let i = 0; i < n; i++) jsdGlob[i] = jsdTopK(base, ga.logits.subarray(i * v, (i + 1) * v), opts.jsdTopK, js);
+  }
 
   return { topProb, jsdCtx, jsdGlob };
 }

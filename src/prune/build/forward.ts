@@ -83,6 +83,12 @@ export interface SequenceTable {
   counts?: Int32Array;
 }
 
+/** The KV cache of one full sequence (batch 1), per past input: [kvHeads, length, headDim]. */
+export interface PrefixCache {
+  length: number;
+  layers: Float32Array[];
+}
+
 export interface ForwardStats {
   calls: number;
   sequences: number;
@@ -114,6 +120,11 @@ export class BatchedForward {
     }
   }
 
+  /** Tokens before the visual ones. */
+  get prefixLength(): number {
+    return this.layout.prefixIds.length;
+  }
+
   /** Tokens of a sequence with `visual` visual tokens. */
   length(visual: number): number {
     return this.layout.prefixIds.length + visual + this.layout.suffixIds.length;
@@ -138,75 +149,126 @@ export class BatchedForward {
    * array), in one decoder call: callers chunk by their batch budget.
    */
   async run(table: SequenceTable, first: number, batch: number, signal?: AbortSignal): Promise<{ logits: Float32Array; vocab: number }> {
+    const r = await this.forward(table, (k) => first + k, batch, 0, null, false, signal);
+    return { logits: r.logits, vocab: r.vocab };
+  }
+
+  /**
+   * Runs one sequence and keeps its KV cache, so that sequences sharing its beginning can start
+   * from it (`runFrom`). Only float32 caches are kept (else null: callers fall back to `run`).
+   */
+  async runKeepingCache(table: SequenceTable, q: number, signal?: AbortSignal): Promise<{ logits: Float32Array; vocab: number; cache: PrefixCache | null }> {
+    const keep = this.contract.kvDtype === 'float32';
+    const r = await this.forward(table, () => q, 1, 0, null, keep, signal);
+    return { logits: r.logits, vocab: r.vocab, cache: r.cache };
+  }
+
+  /**
+   * First-token logits of the sequences `seqs` of `table`, which must all have the cached
+   * sequence's length and agree with it on their first `start` tokens: only tokens from `start`
+   * on are fed, on top of the cache's first `start` tokens (replicated per row).
+   */
+  async runFrom(table: SequenceTable, seqs: Int32Array, cache: PrefixCache, start: number, signal?: AbortSignal): Promise<{ logits: Float32Array; vocab: number }> {
+    if (start < 0 || start >= cache.length) throw new WinnowError('WINNOW_ERR_INTERNAL', `start ${start} outside the cached ${cache.length} tokens`);
+    const r = await this.forward(table, (k) => seqs[k], seqs.length, start, cache, false, signal);
+    return { logits: r.logits, vocab: r.vocab };
+  }
+
+  private async forward(
+    table: SequenceTable,
+    seqAt: (k: number) => number,
+    b: number,
+    start: number,
+    cache: PrefixCache | null,
+    keepCache: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<{ logits: Float32Array; vocab: number; cache: PrefixCache | null }> {
     throwIfAborted(signal);
     const t0 = performance.now();
-    const b = batch;
     const d = this.dim;
     const { prefixIds, suffixIds, prefixEmbeds, suffixEmbeds, scheme, padEmbed } = this.layout;
     const { tokens, index, stride, counts } = table;
     const countOf = (q: number): number => (counts ? counts[q] : stride);
-    let s = 0;
-    for (let r = 0; r < b; r++) s = Math.max(s, this.length(countOf(first + r)));
+    let full = 0;
+    for (let r = 0; r < b; r++) full = Math.max(full, this.length(countOf(seqAt(r))));
+    if (cache && full !== cache.length) throw new WinnowError('WINNOW_ERR_INTERNAL', 'sequences fed from a cache must have its length');
+    const s = full - start; // tokens fed per row
     const need = b * s;
     if (this.embeds.length < need * d) this.embeds = new Float32Array(need * d);
-    if (this.mask.length < need) {
-      this.mask = new BigInt64Array(need);
-      this.positions = new BigInt64Array(need);
-    }
+    if (this.mask.length < b * full) this.mask = new BigInt64Array(b * full);
+    if (this.positions.length < need) this.positions = new BigInt64Array(need);
     const embeds = this.embeds.subarray(0, need * d);
-    const mask = this.mask.subarray(0, need);
+    const mask = this.mask.subarray(0, b * full);
     const positions = this.positions.subarray(0, need);
     const shared = scheme === 'frame-shared';
     for (let r = 0; r < b; r++) {
-      const q = first + r;
+      const q = seqAt(r);
       const count = countOf(q);
       const len = this.length(count);
-      const padN = s - len;
-      let t = r * s;
+      // Left padding up to the longest row (never with a cache: all rows have its length).
+      const padN = full - len;
+      mask.fill(0n, r * full, r * full + padN);
+      mask.fill(1n, r * full + padN, (r + 1) * full);
+      let t = padN; // logical token index within the row's `full` slots
+      const base = r * s - start; // output slot of logical token t is base + t (fed iff t ≥ start)
       if (padN > 0) {
-        embeds.fill(0, t * d, (t + padN) * d);
-        mask.fill(0n, t, t + padN);
-        positions.fill(0n, t, t + padN);
-        t += padN;
+        embeds.fill(0, (r * s) * d, (r * s + padN) * d);
+        positions.fill(0n, r * s, r * s + padN);
       }
-      embeds.set(prefixEmbeds, t * d);
       let pos = 0;
-      for (let i = 0; i < prefixIds.length; i++) {
-        mask[t] = 1n;
-        positions[t++] = BigInt(pos++);
+      for (let i = 0; i < prefixIds.length; i++, t++, pos++) {
+        if (t < start) continue;
+        const o = (base + t) * d;
+        for (let k = 0; k < d; k++) embeds[o + k] = prefixEmbeds[i * d + k];
+        positions[base + t] = BigInt(pos);
       }
-      for (let v = 0; v < count; v++) {
+      for (let v = 0; v < count; v++, t++) {
+        if (t < start) continue;
         const src = index[q * stride + v];
-        if (src < 0) embeds.set(padEmbed, t * d);
+        const o = (base + t) * d;
+        // Plain copies: subarray() would allocate a view per token.
+        if (src < 0) for (let k = 0; k < d; k++) embeds[o + k] = padEmbed[k];
         else {
-          // A plain copy: subarray() would allocate a view per token.
           const a = src * d;
-          const o = t * d;
           for (let k = 0; k < d; k++) embeds[o + k] = tokens[a + k];
         }
-        mask[t] = 1n;
-        positions[t++] = BigInt(shared ? pos : pos + v);
+        positions[base + t] = BigInt(shared ? pos : pos + v);
       }
       if (count > 0) pos += shared ? 1 : count;
-      embeds.set(suffixEmbeds, t * d);
-      for (let i = 0; i < suffixIds.length; i++) {
-        mask[t] = 1n;
-        positions[t++] = BigInt(pos++);
+      for (let i = 0; i < suffixIds.length; i++, t++, pos++) {
+        if (t < start) continue;
+        const o = (base + t) * d;
+        for (let k = 0; k < d; k++) embeds[o + k] = suffixEmbeds[i * d + k];
+        positions[base + t] = BigInt(pos);
       }
     }
     const c = this.contract;
     const feeds: Record<string, ort.Tensor> = {
       inputs_embeds: new ort.Tensor('float32', embeds, [b, s, d]),
-      attention_mask: new ort.Tensor('int64', mask, [b, s]),
+      attention_mask: new ort.Tensor('int64', mask, [b, full]),
     };
     if (c.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positions, [b, s]);
     if (c.hasNumLogitsToKeep) feeds.num_logits_to_keep = new ort.Tensor('int64', BigInt64Array.of(1n), []);
-    if (c.hasUseCacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', Uint8Array.of(0), [1]);
-    const past = this.pastFor(b);
-    for (let i = 0; i < c.pastNames.length; i++) feeds[c.pastNames[i]] = past[i];
+    if (c.hasUseCacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', Uint8Array.of(cache ? 1 : 0), [1]);
+    if (cache) {
+      const per = c.kvHeads * start * c.headDim;
+      for (let i = 0; i < c.pastNames.length; i++) {
+        const src = cache.layers[i];
+        const rep = new Float32Array(b * per);
+        // Rows of the cache are [kvHeads, length, headDim]: take each head's first `start` tokens.
+        for (let h = 0; h < c.kvHeads; h++) {
+          const from = src.subarray(h * cache.length * c.headDim, (h * cache.length + start) * c.headDim);
+          for (let r = 0; r < b; r++) rep.set(from, r * per + h * start * c.headDim);
+        }
+        feeds[c.pastNames[i]] = new ort.Tensor('float32', rep, [b, c.kvHeads, start, c.headDim]);
+      }
+    } else {
+      const past = this.pastFor(b);
+      for (let i = 0; i < c.pastNames.length; i++) feeds[c.pastNames[i]] = past[i];
+    }
     let out: ort.InferenceSession.ReturnType;
     try {
-      out = await this.decoder.run(feeds, ['logits']);
+      out = await this.decoder.run(feeds, keepCache ? ['logits', ...c.presentNames] : ['logits']);
     } catch (e) {
       throw new WinnowError('WINNOW_ERR_INFERENCE', `decoder failed: ${(e as Error).message}`, { cause: e, details: { batch: b, tokens: s } });
     }
@@ -220,10 +282,14 @@ export class BatchedForward {
       result.set(data.subarray(off, off + v), r * v);
     }
     logits.dispose();
+    let kept: PrefixCache | null = null;
+    if (keepCache) {
+      kept = { length: full, layers: c.presentNames.map((n) => (out[n] as ort.Tensor).data as Float32Array) };
+    }
     this.stats.calls++;
     this.stats.sequences += b;
     this.stats.tokens += b * s;
     this.stats.ms += performance.now() - t0;
-    return { logits: result, vocab: v };
+    return { logits: result, vocab: v, cache: kept };
   }
 }
