@@ -135,7 +135,7 @@ async function main(): Promise<void> {
   md.push(`Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, Node ${machine.node}; load average at start ${machine.loadAvgAtStart.join(' / ')}.`);
   md.push('Each bench runs in its own process and prints its own figures (medians with min–max, and ratios measured side by side in the same run — this machine is noisy).');
   md.push('');
-  md.push('| bench | file | status | wall s | peak RSS MiB |');
+  md.push('| bench | file | status | wall s | peak RSS MiB (bench process; benches that spawn children report theirs below) |');
   md.push('|---|---|---|---|---|');
   for (const r of runs) md.push(`| ${r.name} | \`${r.file}\` | ${r.status}${r.exitCode ? ` (exit ${r.exitCode})` : ''} | ${r.wallS.toFixed(1)} | ${r.peakRssMiB === null ? '–' : r.peakRssMiB.toFixed(0)} |`);
   for (const n of missing) md.push(`| ${n} | – | missing (no bench/${n}/*.bench.ts yet) | – | – |`);

@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   const renderS = (performance.now() - t0) / 1000;
   const haveCodebook = existsSync(CODEBOOK);
   const variants = haveCodebook ? ['default', 'none'] : ['none'];
-  console.log(`# end-to-end: ${minutes}-min rendered video (seed ${SEED}, 256×192, H.264) at 1 fps through decode → encode → prune → LLM → answer`);
+  console.log(`End-to-end: ${minutes}-min rendered video (seed ${SEED}, 256×192, H.264) at 1 fps through decode → encode → prune → LLM → answer`);
   console.log(`video ready in ${renderS.toFixed(1)} s (${path}); ${runs} run(s) per variant, alternating, each in its own process; threads: ${threads ?? 'onnxruntime default'}`);
   if (!haveCodebook) console.log(`codebook ${CODEBOOK} not installed: only the unpruned pipeline is measured`);
   const results: Record<string, ChildResult[]> = Object.fromEntries(variants.map((v) => [v, []]));
