@@ -129,13 +129,13 @@ test('default model: abort mid-generation', { skip }, async () => {
       maxNewTokens: 500,
       stopTokenIds: [],
       onText: () => {
-        if (++tokens === 2) ac.abort();
+        // Abort on the first delta: a trained model may end its answer at the next token.
+        if (++tokens === 1) ac.abort();
       },
     }),
     { code: 'WINNOW_ERR_ABORTED' },
   );
-  // Greedy decoding with eos allowed may end before the second delta: then nothing to abort.
-  assert.ok(tokens >= 1);
+  assert.equal(tokens, 1);
   assert.ok(performance.now() - t0 < 5000);
   // The context is intact.
   assert.equal((await ctx.ask('what color is the circle?', { maxNewTokens: 4 })).generatedTokens > 0, true);
@@ -146,14 +146,14 @@ test('default model: eviction on a long stream keeps memory flat and still answe
   const ctx = lm.createContext({ maxContextTokens: 1200, reserveTokens: 100, maxChunkTokens: 128 });
   const events: EvictionEvent[] = [];
   ctx.on('evicted', (e) => events.push(e));
-  const n = 700; // ~12 min at 1 fps, ~10 kept tokens a frame
+  const n = 450; // 7.5 min at 1 fps, ~10 kept tokens a frame
   let rssWarm = 0;
   let maxKv = 0;
   for (let i = 0; i < n; i++) {
     await ctx.appendFrame(syntheticFrame(i * 1000, 5 + (i % 11), D, i));
     maxKv = Math.max(maxKv, ctx.stats.kvBytes);
     assert.ok(ctx.stats.kvReservedBytes <= 4 * ctx.maxContextTokens * lm.runtime.kvBytesPerToken);
-    if (i === 200) rssWarm = process.memoryUsage().rss;
+    if (i === 150) rssWarm = process.memoryUsage().rss;
   }
   await ctx.idle();
   const rssEnd = process.memoryUsage().rss;
