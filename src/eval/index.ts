@@ -12,3 +12,5 @@ export { renderPlot, plotSpec } from './plot.js';
 export { runLongVideo } from './long.js';
 export type { LongVideoOptions } from './long.js';
 export * from './types.js';
+export { checkClaims, claimsMarkdown } from './claims.js';
+export type { ClaimCheck, ClaimRow } from './claims.js';

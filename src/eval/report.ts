@@ -1,6 +1,7 @@
 // Aggregation (per config over a part), row selection (each strategy at each budget) and the
 // Markdown tables. All numbers in the tables come from the same summaries the JSON holds.
 import type { QuestionFamily } from '../synth/index.js';
+import { claimsMarkdown } from './claims.js';
 import type {
   AnswerRecord,
   BudgetRow,
@@ -230,6 +231,10 @@ export function reportMarkdown(r: EvalReport): string {
     out.push(`**Long videos** (1 fps, context budget ${r.long[0].maxContextTokens} tokens; V1–V3 asked at ${r.long[0].checkpointsS.length} moments)`);
     out.push('');
     out.push(longTable(r.long));
+  }
+  if (r.claims?.length) {
+    out.push('');
+    out.push(claimsMarkdown(r.claims));
   }
   if (r.notes.length) {
     out.push('');

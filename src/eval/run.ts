@@ -3,6 +3,7 @@
 import { basename, join } from 'node:path';
 import { throwIfAborted, WinnowError } from '../errors.js';
 import type { QuestionFamily } from '../synth/index.js';
+import { checkClaims } from './claims.js';
 import { calibrate, planConfigs } from './configs.js';
 import { Evaluator, selectCheckpoints, type EncodedScene, type EvaluatorLoadOptions } from './evaluator.js';
 import { runLongVideo } from './long.js';
@@ -189,6 +190,7 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
       parts,
       long,
       notes,
+      claims: checkClaims(parts),
       ...(options.saveAnswers ? { scenes: results } : {}),
     };
     return report;

@@ -188,6 +188,8 @@ export interface EvalReport {
   parts: PartReport[];
   long: LongVideoReport[];
   notes: string[];
+  /** The issue's claims checked against the rows (see claims.ts). */
+  claims: import('./claims.js').ClaimCheck[];
   /** Per scene and config answers; only with `saveAnswers`. */
   scenes?: SceneResult[];
 }

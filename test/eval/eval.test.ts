@@ -329,3 +329,28 @@ test('long video: none evicts under the budget, threshold+temporal keeps fewer t
     await ev.close();
   }
 });
+
+test('claims: met only when relative accuracy ≥ 95 % at ≤ 15 % kept and ≥ 10 points over random and pool at that budget', async () => {
+  const { checkClaims } = await import('../../src/eval/index.js');
+  const row = (strategy: string, budget: number | null, kept: number, acc: number, label?: string) => ({
+    strategy,
+    budget,
+    ...(label ? { label } : {}),
+    summary: { config: { id: `${strategy}@${budget}`, strategy }, keptFraction: kept, headline: { correct: 0, total: 1, accuracy: acc }, relativeToNone: acc / 0.9 },
+  });
+  const stills = {
+    part: 'stills',
+    headlineFamilies: ['F1'],
+    scenes: 1,
+    configs: [],
+    skipped: [],
+    rows: [row('none', null, 1, 0.9), row('ratio', 0.1, 0.1, 0.88), row('random', 0.1, 0.1, 0.7), row('pool', 0.1, 0.1, 0.79), row('ratio', 0.2, 0.2, 0.9), row('threshold', 0.05, 0.06, 0.5)],
+  };
+  const [c] = checkClaims([stills as never]);
+  assert.equal(c.rows.length, 2); // ratio@0.1 and threshold@0.05; ratio@0.2 keeps too much
+  assert.equal(c.met, false); // pool is only 9 points behind
+  stills.rows[3] = row('pool', 0.1, 0.1, 0.77);
+  const [c2] = checkClaims([stills as never]);
+  assert.equal(c2.met, true);
+  assert.match(c2.verdict, /ratio@0.1/);
+});
