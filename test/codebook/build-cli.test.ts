@@ -88,7 +88,7 @@ test('killed mid-run with SIGKILL, the rerun continues and writes the same codeb
 test('other selection constants reuse the work dir; none found is WINNOW_ERR_NO_PROTOTYPES', () => {
   const work = join(tmp, 'b.work');
   const t0 = Date.now();
-  const r = cli(['--images', imgs, '--out', join(tmp, 'c.safetensors'), '--work', work, ...COMMON, '--min-images', '5']);
+  const r = cli(['--images', imgs, '--out', join(tmp, 'c.safetensors'), '--work', work, ...COMMON, '--min-images', '5', '--select-only']);
   assert.equal(r.code, 1);
   const err = JSON.parse(r.stderr.trim().split('\n').pop() as string) as { error: { code: string; details: { result: { distributions: unknown; images: number } } } };
   assert.equal(err.error.code, 'WINNOW_ERR_NO_PROTOTYPES');
@@ -97,6 +97,10 @@ test('other selection constants reuse the work dir; none found is WINNOW_ERR_NO_
   assert.equal(existsSync(join(tmp, 'c.safetensors')), false);
   // No LLM work was redone: well under the time of one image's experiments.
   assert.ok(Date.now() - t0 < 60_000);
+  // Select-only re-selection with the original constants reproduces the codebook.
+  const again = cli(['--images', imgs, '--out', join(tmp, 'e.safetensors'), '--work', work, ...COMMON, '--select-only']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(readFileSync(join(tmp, 'e.safetensors')), readFileSync(join(tmp, 'a.safetensors')));
   // An experiment constant cannot change on the same work dir.
   const bad = cli(['--images', imgs, '--out', join(tmp, 'd.safetensors'), '--work', work, ...COMMON, '--jsd-top-k', '5']);
   assert.equal(bad.code, 1);

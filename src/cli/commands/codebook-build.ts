@@ -52,6 +52,7 @@ interface BuildFlags {
   dtype: string;
   threads?: number;
   force?: boolean;
+  selectOnly?: boolean;
   json?: boolean;
   progress: boolean;
 }
@@ -99,6 +100,7 @@ export function registerCodebookBuild(program: Command): void {
     .addOption(new Option('--dtype <dtype>', 'stored dtype').choices(['f16', 'f32']).default('f16'))
     .option('--threads <n>', 'onnxruntime threads', int('--threads', 1))
     .option('--force', 'overwrite --out if it exists')
+    .option('--select-only', 'redo only the selection steps (4-6) from the work dir, reading no further image')
     .option('--json', 'print the result as one JSON line')
     .option('--no-progress', 'no progress bar')
     .action(async (flags: BuildFlags) => {
@@ -150,6 +152,7 @@ export function registerCodebookBuild(program: Command): void {
           dtype: flags.dtype === 'f32' ? 'F32' : 'F16',
           threads: flags.threads,
           force: flags.force,
+          selectOnly: flags.selectOnly,
           signal: ac.signal,
           onLog: (line) => process.stderr.write(`${line}\n`),
           onProgress: (p) => {

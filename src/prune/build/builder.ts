@@ -82,6 +82,11 @@ export interface CodebookBuildOptions extends Partial<CodebookBuildParameters> {
   threads?: number;
   /** Overwrite `out` if it exists. */
   force?: boolean;
+  /**
+   * Only redo steps 4-6 from what the work dir holds (e.g. to try other selection constants while
+   * a long build is stopped); no image is read or analysed.
+   */
+  selectOnly?: boolean;
   onProgress?: (p: BuildProgress) => void;
   onLog?: (line: string) => void;
   signal?: AbortSignal;
@@ -282,7 +287,8 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
       });
     };
     report(null);
-    for await (const img of plan.images()) {
+    if (options.selectOnly && resumed === 0) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `--select-only: the work dir ${workPath} holds no finished image`);
+    for await (const img of options.selectOnly ? noImages() : plan.images()) {
       throwIfAborted(signal);
       const i = index++;
       const have = wd.get(img.id);
@@ -390,6 +396,10 @@ export function imageSelection(rec: ImageRecord, tokens: Float32Array, dim: numb
   const lowInfo = lowInformation(rec.topProb, rec.jsdCtx, rec.jsdGlob, p);
   const { selected } = selectImageTokens(tokens, rec.rowCount, dim, lowInfo, rec.i, p);
   return { lowInfo, selected };
+}
+
+async function* noImages(): AsyncGenerator<{ id: string; frame: null }, void, void> {
+  // Nothing to read in select-only mode.
 }
 
 /** File name of an image's analysis picture. */
