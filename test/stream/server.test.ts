@@ -176,6 +176,15 @@ test('jpeg input: one frame per JPEG with its capture time; live overflow keeps 
   assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.code === 'WINNOW_ERR_CORRUPT_INPUT')).error.event_id, null);
   const second = await c.next<{ type: 'source.ended'; frames: number }>('source.ended');
   assert.equal(second.frames, 1);
+  // The same JPEG as an MJPEG byte stream (ffmpeg's 25 fps default): 60 images = 2.4 s → 3 frames at 1 fps.
+  const mjpeg = Buffer.concat(Array.from({ length: 60 }, () => jpeg));
+  c.send({ type: 'input_video.start', format: 'mjpeg', live: false });
+  const third = c.next<{ type: 'source.ended'; frames: number; reason: string }>('source.ended', () => true, 30_000);
+  c.sendRaw(mjpeg.subarray(0, 5000), true);
+  c.sendRaw(mjpeg.subarray(5000), true);
+  c.send({ type: 'input_video.end' });
+  assert.equal((await third).reason, 'end');
+  assert.equal((await third).frames, 3);
   await c.close();
 });
 
