@@ -26,7 +26,10 @@ export interface ServerOptions extends SourcePolicyOptions {
   port?: number;
   /** Bearer token clients must present (header or `winnow.bearer.<token>` subprotocol). */
   token?: string;
-  /** Browser origins allowed to connect (exact `scheme://host:port`). Default: any (requests without Origin always pass). */
+  /**
+   * Browser origins allowed to connect (exact `scheme://host:port`). Default: only the server's own
+   * origin (its example pages). Requests without Origin (non-browser clients) always pass.
+   */
   allowedOrigins?: readonly string[];
   limits?: Partial<StreamLimits>;
   /** A loaded engine (shared, not closed by the server). Without it one is loaded from model/codebook. */
@@ -249,12 +252,26 @@ export class WinnowServer {
     );
   }
 
+  /**
+   * Browsers send Origin; other clients do not and always pass. Without an allow-list only the
+   * server's own origin passes (its example pages): any web page could otherwise drive a
+   * loopback server from the user's browser (cross-site WebSocket hijacking).
+   */
+  private originAllowed(origin: string, host: string | undefined): boolean {
+    const allowed = this.options.allowedOrigins;
+    if (allowed && allowed.length > 0) return allowed.includes(origin);
+    try {
+      return host !== undefined && new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  }
+
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => undefined);
     if (this.closing) return this.refuse(socket, 503, 'Service Unavailable', 'WINNOW_ERR_SHUTTING_DOWN', 'the server is shutting down');
     const origin = req.headers.origin;
-    const allowed = this.options.allowedOrigins;
-    if (origin !== undefined && allowed && allowed.length > 0 && !allowed.includes(origin)) {
+    if (origin !== undefined && !this.originAllowed(origin, req.headers.host)) {
       return this.refuse(socket, 403, 'Forbidden', 'WINNOW_ERR_FORBIDDEN_ORIGIN', `origin ${origin} is not allowed`);
     }
     if (!this.authorized(req)) return this.refuse(socket, 401, 'Unauthorized', 'WINNOW_ERR_UNAUTHORIZED', 'missing or wrong bearer token');

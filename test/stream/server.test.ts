@@ -244,6 +244,12 @@ test('auth: wrong or missing token refused with 401 and a code; header and subpr
     await s.close();
   }
   await assert.rejects(createServer({ port: 0, engine, host: '0.0.0.0' }), (e: { code?: string }) => e.code === 'WINNOW_ERR_INVALID_ARGUMENT');
+  // Without an allow-list only the server's own origin passes (no cross-site WebSocket hijacking).
+  const host = new URL(server.url).host;
+  await assert.rejects(TestClient.connect(server.url, { headers: { origin: 'http://evil.example' } }), (e: Error & { status?: number }) => e.status === 403);
+  const same = await TestClient.connect(server.url, { headers: { origin: `http://${host}` } });
+  await same.wait('session.created');
+  await same.close();
 });
 
 test('max sessions: one too many gets LIMIT_EXCEEDED and close 1013; idle sessions are closed', { skip }, async () => {

@@ -46,7 +46,7 @@ export function registerServe(program: Command): void {
     .option('--allow-path <dir>', 'let clients open files under DIR (repeatable)', collect, [])
     .option('--allow-url-scheme <s>', 'let clients open URLs with these schemes, e.g. rtsp,https (repeatable)', collect, [])
     .option('--allow-webhook <origin>', 'let standing questions POST to this origin, e.g. http://127.0.0.1:9000 (repeatable)', collect, [])
-    .option('--allow-origin <origin>', 'browser Origin allowed to connect (repeatable; default any)', collect, [])
+    .option('--allow-origin <origin>', 'browser Origin allowed to connect (repeatable; default: the server\'s own origin only)', collect, [])
     .option('--max-sessions <n>', 'concurrent sessions (default 16)', positiveInt('--max-sessions'))
     .option('--max-queued-frames <n>', 'frames queued per session (default 8)', positiveInt('--max-queued-frames'))
     .option('--idle-timeout-ms <n>', 'close sessions idle this long (default 300000)', positiveInt('--idle-timeout-ms'))
