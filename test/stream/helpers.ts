@@ -64,9 +64,9 @@ export class TestClient {
     ws.on('error', () => undefined);
   }
 
-  static connect(url: string, options: { token?: string; protocols?: string[]; headers?: Record<string, string> } = {}): Promise<TestClient> {
+  static connect(url: string, options: { token?: string; protocols?: string[]; headers?: Record<string, string>; autoPong?: boolean } = {}): Promise<TestClient> {
     const headers = { ...(options.headers ?? {}), ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) };
-    const ws = new WebSocket(url, options.protocols ?? [], { headers });
+    const ws = new WebSocket(url, options.protocols ?? [], { headers, autoPong: options.autoPong ?? true });
     const client = new TestClient(ws);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(client));

@@ -275,6 +275,22 @@ test('max sessions: one too many gets LIMIT_EXCEEDED and close 1013; idle sessio
   }
 });
 
+test('heartbeats: a client that stops answering pings is dropped and its session freed', { skip }, async () => {
+  const s = await createServer({ port: 0, engine, limits: { heartbeatIntervalMs: 150 } });
+  try {
+    const live = await TestClient.connect(s.url);
+    const dead = await TestClient.connect(s.url, { autoPong: false });
+    await Promise.all([live.wait('session.created'), dead.wait('session.created')]);
+    assert.equal(await dead.closed, 1006);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(live.ws.readyState, live.ws.OPEN);
+    assert.equal(s.sessionCount, 1);
+    await live.close();
+  } finally {
+    await s.close();
+  }
+});
+
 test('response.cancel ends the answer with status cancelled; too many pending responses is an error', { skip }, async () => {
   const c = await TestClient.connect(server.url);
   await pushFile(c, mp4);
