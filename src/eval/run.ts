@@ -1,12 +1,15 @@
 // `winnow eval` as a library call: calibrate the sweeps, run every config on every scene (each
 // scene encoded once), aggregate, and optionally run the long-video evaluation.
+import { fork } from 'node:child_process';
 import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { throwIfAborted, WinnowError } from '../errors.js';
 import type { QuestionFamily } from '../synth/index.js';
 import { checkClaims } from './claims.js';
 import { calibrate, planConfigs } from './configs.js';
 import { Evaluator, selectCheckpoints, type EncodedScene, type EvaluatorLoadOptions } from './evaluator.js';
 import { runLongVideo } from './long.js';
+import type { WorkerMessage, WorkerRequest } from './worker.js';
 import { headlineFamilies, selectRows, summarize } from './report.js';
 import { RESERVED_SEEDS, loadEvalSet, readTruth } from './set.js';
 import { EVAL_STRATEGIES, type EvalConfig, type EvalPart, type EvalReport, type EvalStrategy, type LongVideoReport, type PartReport, type SceneResult } from './types.js';
@@ -50,6 +53,45 @@ export interface EvalOptions extends EvaluatorLoadOptions {
   long?: LongEvalOptions;
   saveAnswers?: boolean;
   ffmpegPath?: string;
+  /**
+   * Processes evaluating scenes side by side (this one included), each with its own model copy.
+   * Default 1. Timings are then measured while the others run.
+   */
+  workers?: number;
+}
+
+/** Keeps the loader flags (tsx in development) and drops the rest (e.g. --test). */
+function loaderArgv(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (['--import', '--require', '-r', '--loader', '--experimental-loader'].includes(a) && i + 1 < argv.length) out.push(a, argv[++i]);
+    else if (/^--(import|require|loader|experimental-loader)=/.test(a)) out.push(a);
+  }
+  return out;
+}
+
+function runWorker(req: WorkerRequest, onScene: (index: number, r: SceneResult) => void, signal?: AbortSignal): Promise<void> {
+  const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
+  const path = fileURLToPath(new URL(`./worker.${ext}`, import.meta.url));
+  const child = fork(path, [], { execArgv: loaderArgv(process.execArgv), env: { ...process.env, WINNOW_EVAL_WORKER: '1' }, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const onAbort = (): void => void child.kill();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return new Promise<void>((res, rej) => {
+    let finished = false;
+    child.on('message', (m: WorkerMessage) => {
+      if (m.type === 'scene') onScene(m.index, m.result);
+      else if (m.type === 'done') finished = true;
+      else if (m.type === 'error') rej(new WinnowError(m.code as never, `eval worker: ${m.message}`));
+    });
+    child.on('error', (e) => rej(new WinnowError('WINNOW_ERR_INTERNAL', `eval worker failed to start: ${e.message}`, { cause: e })));
+    child.on('exit', (code) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (finished) res();
+      else rej(signal?.aborted ? new WinnowError('WINNOW_ERR_ABORTED', 'aborted') : new WinnowError('WINNOW_ERR_INTERNAL', `eval worker exited with ${code} before finishing`));
+    });
+    child.send(req);
+  });
 }
 
 function fmtS(ms: number): string {
@@ -67,8 +109,11 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
   for (const b of budgets) if (!(b > 0 && b <= 1)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `budget ${b} is not in (0, 1]`);
   const families = new Set(options.families ?? DEFAULT_FAMILIES);
   const checkpoints = options.checkpoints ?? 3;
+  const workers = options.workers ?? 1;
+  if (!(Number.isInteger(workers) && workers >= 1)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'workers must be a positive integer');
   const calN = options.calibrationScenes ?? { stills: 16, videos: 4 };
   const notes: string[] = [];
+  if (workers > 1) notes.push(`${workers} worker processes evaluated scenes side by side: timings are per process while the others ran.`);
 
   const set = await loadEvalSet(options.setDir);
   const stills = set.scenes.filter((s) => s.part === 'stills').slice(0, options.maxStills ?? Infinity);
@@ -109,28 +154,62 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
       const tp = performance.now();
       let lastLog = tp;
       let done = 0;
-      const partResults: SceneResult[] = [];
-      for (const scene of scenes) {
-        throwIfAborted(signal);
-        let enc = cached.get(scene.path);
-        cached.delete(scene.path);
-        if (!enc) {
-          enc = await ev.encodeScene(scene, signal);
-          encodeMs += enc.encodeMs;
-        }
-        const truth = await readTruth(scene);
-        const cps = selectCheckpoints(truth.qa, families, enc.isStill ? 1 : checkpoints);
-        const configsOut = [];
-        for (const c of configs) configsOut.push(await ev.runConfig(enc, cps, c, signal));
-        const r: SceneResult = { scene, encodeMs: enc.encodeMs, configs: configsOut };
-        partResults.push(r);
+      const slots: (SceneResult | undefined)[] = new Array(scenes.length);
+      const progress = (): void => {
         done++;
         if (performance.now() - lastLog > 10_000 || done === scenes.length) {
           lastLog = performance.now();
           const el = performance.now() - tp;
           log(`${part}: ${done}/${scenes.length} scenes, ${fmtS(el)} elapsed, ~${fmtS((el / done) * (scenes.length - done))} left`);
         }
+      };
+      // Scene i goes to worker i mod N; worker 0 is this process (its model is loaded already).
+      const children: Promise<void>[] = [];
+      // Any failure stops the other workers.
+      const partAc = new AbortController();
+      const onOuter = (): void => partAc.abort(signal?.reason);
+      signal?.addEventListener('abort', onOuter, { once: true });
+      for (let w = 1; w < workers && w < scenes.length; w++) {
+        const mine = scenes.map((scene, index) => ({ index, scene })).filter((x) => x.index % workers === w);
+        children.push(
+          runWorker(
+            { load: { model: options.model, codebook: cb?.path, fps: ev.fps, threads: options.threads, randomSeed: ev.randomSeed }, configs, scenes: mine, families: [...families], checkpoints },
+            (index, result) => {
+              slots[index] = result;
+              progress();
+            },
+            partAc.signal,
+          ).catch((e: unknown) => {
+            partAc.abort(e);
+            throw e;
+          }),
+        );
       }
+      const own = (async () => {
+        for (let index = 0; index < scenes.length; index += workers) {
+          throwIfAborted(partAc.signal);
+          const scene = scenes[index];
+          let enc = cached.get(scene.path);
+          cached.delete(scene.path);
+          if (!enc) {
+            enc = await ev.encodeScene(scene, partAc.signal);
+            encodeMs += enc.encodeMs;
+          }
+          const truth = await readTruth(scene);
+          const cps = selectCheckpoints(truth.qa, families, enc.isStill ? 1 : checkpoints);
+          const configsOut = [];
+          for (const c of configs) configsOut.push(await ev.runConfig(enc, cps, c, partAc.signal));
+          slots[index] = { scene, encodeMs: enc.encodeMs, configs: configsOut };
+          progress();
+        }
+      })();
+      const settled = await Promise.allSettled([own.catch((e: unknown) => { partAc.abort(e); throw e; }), ...children]);
+      signal?.removeEventListener('abort', onOuter);
+      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed) throw failed.reason;
+      const partResults = slots.filter((x): x is SceneResult => x !== undefined);
+      if (partResults.length !== scenes.length) throw new WinnowError('WINNOW_ERR_INTERNAL', `${scenes.length - partResults.length} ${part} scenes got no result`);
+      for (let i = 0; i < partResults.length; i++) if (i % workers !== 0) encodeMs += partResults[i].encodeMs;
       results.push(...partResults);
       const summaries = summarize(part, configs, partResults);
       const rows = selectRows(summaries, strategies, budgets, defaultTau);
@@ -184,6 +263,7 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
         checkpoints,
         randomSeed: ev.randomSeed,
         threads: options.threads ?? null,
+        workers,
         calibrationScenes: calN,
       },
       timing: { wallS: (performance.now() - t0) / 1000, encodeS: encodeMs / 1000 },

@@ -182,6 +182,7 @@ export interface EvalReport {
     checkpoints: number;
     randomSeed: number;
     threads: number | null;
+    workers: number;
     calibrationScenes: { stills: number; videos: number };
   };
   timing: { wallS: number; encodeS: number };

@@ -354,3 +354,33 @@ test('claims: met only when relative accuracy ≥ 95 % at ≤ 15 % kept and ≥ 
   assert.equal(c2.met, true);
   assert.match(c2.verdict, /ratio@0.1/);
 });
+
+test('--workers 2 gives the same answers and kept counts as one process', { skip }, async () => {
+  const one = report.parts.find((p) => p.part === 'stills');
+  assert.ok(one);
+  const r2 = await runEval({
+    setDir,
+    codebook,
+    threads: 1,
+    workers: 2,
+    strategies: ['none', 'ratio'],
+    budgets: [0.1],
+    maxVideos: 0,
+    calibrationScenes: { stills: 1, videos: 1 },
+    saveAnswers: true,
+  });
+  assert.equal(r2.options.workers, 2);
+  const scenes2 = r2.scenes ?? [];
+  assert.deepEqual(scenes2.map((s) => s.scene.name), ['still_00000', 'still_00001']);
+  for (const s of scenes2) {
+    const ref = scenes().find((x) => x.scene.name === s.scene.name);
+    assert.ok(ref);
+    for (const id of ['none', 'ratio@0.1']) {
+      const a = s.configs.find((c) => c.configId === id);
+      const b = cfg(ref, id);
+      assert.ok(a);
+      assert.equal(a.keptTokens, b.keptTokens);
+      assert.deepEqual(a.answers.map((x) => x.answer), b.answers.map((x) => x.answer));
+    }
+  }
+});

@@ -57,6 +57,7 @@ interface EvalCommandOptions {
   readme?: string;
   saveAnswers?: boolean;
   threads?: number;
+  workers: number;
   randomSeed: number;
   fps: number;
 }
@@ -100,6 +101,7 @@ export function registerEval(program: Command): void {
     .option('--fps <n>', 'frames per second sampled from videos', number('--fps', (n) => n > 0, 'positive'), 1)
     .option('--random-seed <n>', 'seed of the random strategy', nonNegInt('--random-seed'), 0)
     .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
+    .option('--workers <n>', 'processes evaluating scenes side by side (each loads the model)', positiveInt('--workers'), 1)
     .option('--out <file>', 'write the full results as JSON')
     .option('--plot <file>', 'write the accuracy-vs-kept-fraction plot (PNG)')
     .option('--readme <file>', 'regenerate the Evaluation block of this README (table + plot link)')
@@ -127,6 +129,7 @@ export function registerEval(program: Command): void {
           codebook: o.codebook,
           fps: o.fps,
           threads: o.threads,
+          workers: o.workers,
           randomSeed: o.randomSeed,
           strategies: o.strategies as never,
           budgets: o.keep,
