@@ -109,7 +109,10 @@ export interface AskOptions {
   onDelta?: (delta: string) => void;
 }
 
-/** A streaming answer: iterate it for text deltas; `done` resolves with the final text, usage and timings. */
+/**
+ * A streaming answer: iterate it for text deltas (breaking out of the loop cancels the answer);
+ * `done` resolves with the final text, usage and timings.
+ */
 export interface Answer extends AsyncIterable<string> {
   readonly id: string;
   readonly question: string;
@@ -907,7 +910,11 @@ export class Session implements SchedulerClient {
             await new Promise<void>((r) => job.waiters.push(r));
           }
         },
-        return: async (): Promise<IteratorResult<string>> => ({ value: undefined, done: true }),
+        // Leaving a for-await loop early means the rest of the answer is not wanted.
+        return: async (): Promise<IteratorResult<string>> => {
+          cancel();
+          return { value: undefined, done: true };
+        },
       }),
     };
   }

@@ -68,6 +68,10 @@ test('cancel through AbortSignal or cancel(); closing cancels what is pending', 
   a2.cancel();
   assert.equal((await a1.done).status, 'cancelled');
   assert.equal((await a2.done).status, 'cancelled');
+  // Leaving the delta loop early (the iterator's return()) cancels the rest of the answer.
+  const a4 = s.ask('fourth?', { maxNewTokens: 64 });
+  await a4[Symbol.asyncIterator]().return!();
+  assert.equal((await a4.done).status, 'cancelled');
   const closing = s.close();
   assert.equal((await a3.done).status, 'cancelled');
   await closing;

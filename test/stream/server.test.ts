@@ -303,11 +303,11 @@ test('response.cancel ends the answer with status cancelled; too many pending re
   assert.equal(overflow.error.code, 'WINNOW_ERR_LIMIT_EXCEEDED');
   for (const e of c.ofType<{ type: 'response.created'; response: { id: string } }>('response.created')) ids.push(e.response.id);
   assert.equal(ids.length, 4);
-  // Cancel a queued one by id and the running one without id.
-  c.send({ type: 'response.cancel', response_id: ids[2] });
+  // Cancel the last queued one by id and the running one without id.
+  c.send({ type: 'response.cancel', response_id: ids[3] });
   c.send({ type: 'response.cancel' });
   const dones = await Promise.all(ids.map((id) => c.wait<{ type: 'response.done'; response: { id: string; status: string } }>('response.done', (e) => e.response.id === id, 60_000)));
-  assert.equal(dones[2].response.status, 'cancelled');
+  assert.equal(dones[3].response.status, 'cancelled');
   assert.ok(dones.filter((d) => d.response.status === 'cancelled').length >= 1);
   assert.ok(dones.every((d) => d.response.status === 'cancelled' || d.response.status === 'completed'));
   await c.close();
