@@ -50,7 +50,7 @@ export async function runLongVideo(ev: Evaluator, o: LongVideoOptions): Promise<
   const noneConfig: EvalConfig = { id: 'none', strategy: 'none' };
   const lanes: Lane[] = [
     { strategy: 'none', config: noneConfig },
-    { strategy: 'threshold+temporal', config: o.pruned },
+    { strategy: o.pruned.strategy, config: o.pruned },
   ].map((l) => ({
     strategy: l.strategy as Lane['strategy'],
     config: l.config,

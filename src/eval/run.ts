@@ -28,7 +28,7 @@ export interface LongEvalOptions {
   maxContextTokens?: number;
   /** Moments at which V1–V3 are asked. Default 10. */
   checkpoints?: number;
-  /** threshold+temporal setting; default: the videos part's row nearest 5 % kept, else the codebook τ with τt 0.98. */
+  /** threshold+temporal setting; default: the videos part's row nearest 5 % kept, else the codebook τ with τt 0.98 (without a codebook: temporal alone). */
   tau?: number;
   temporalTau?: number;
 }
@@ -220,14 +220,19 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
     if (options.long && options.long.minutes.length) {
       const lo = options.long;
       let pruned: EvalConfig;
-      const near5 = parts.find((p) => p.part === 'videos')?.rows.find((r) => r.strategy === 'threshold+temporal' && r.budget === 0.05);
-      if (lo.tau !== undefined || lo.temporalTau !== undefined || !near5) {
-        const tau = lo.tau ?? defaultTau;
-        if (tau === undefined) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'the long-video evaluation needs a codebook τ (pass --long-tau or a codebook with a default τ)');
+      const vids = parts.find((p) => p.part === 'videos');
+      const near5 = vids?.rows.find((r) => r.strategy === 'threshold+temporal' && r.budget === 0.05);
+      const tau = lo.tau ?? defaultTau;
+      if (near5 && lo.tau === undefined && lo.temporalTau === undefined) pruned = near5.summary.config;
+      else if (tau !== undefined && cb) {
         const tt = lo.temporalTau ?? 0.98;
         pruned = { id: `threshold+temporal:tau=${tau},tt=${tt}`, strategy: 'threshold+temporal', tau, temporalTau: tt };
       } else {
-        pruned = near5.summary.config;
+        // Without a codebook only temporal filtering can prune: the setting nearest 5 % kept.
+        const t5 = vids?.rows.find((r) => r.strategy === 'temporal' && r.budget === 0.05);
+        const tt = lo.temporalTau ?? t5?.summary.config.temporalTau ?? 0.98;
+        pruned = { id: `temporal:tt=${tt}`, strategy: 'temporal', temporalTau: tt };
+        notes.push(`long videos: no codebook, so the pruned run is temporal filtering alone (τt=${tt}), not threshold+temporal.`);
       }
       for (const minutes of lo.minutes) {
         long.push(

@@ -134,7 +134,8 @@ export interface PartReport {
 }
 
 export interface LongVideoRun {
-  strategy: 'none' | 'threshold+temporal';
+  /** `none`, and the pruned run (threshold+temporal; temporal alone when no codebook is loaded). */
+  strategy: EvalStrategy;
   config: EvalConfig;
   families: Partial<Record<QuestionFamily, FamilyScore>>;
   headline: FamilyScore;
