@@ -3,13 +3,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { WinnowError, isWinnowError } from '../../errors.js';
 
-function positiveInt(name: string) {
+function intAtLeast(name: string, min: number) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
     return n;
   };
 }
+const positiveInt = (name: string) => intAtLeast(name, 1);
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -39,7 +40,7 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('WebSocket video-QA server: push video or open sources, ask questions while it plays (docs/protocol.md)')
     .option('--host <host>', 'interface to bind (non-loopback requires --token)', '127.0.0.1')
-    .option('--port <n>', 'port (0 = any free port)', positiveInt('--port'), 8787)
+    .option('--port <n>', 'port (0 = any free port)', intAtLeast('--port', 0), 8787)
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled one when installed)')
     .option('--token <t>', 'bearer token clients must send (or env WINNOW_TOKEN)')
