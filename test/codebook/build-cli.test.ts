@@ -14,8 +14,9 @@ import { CLI, MODEL_DIR, renderStills, repoRoot } from './helpers.js';
 
 let imgs: string;
 let tmp: string;
-// Small global clustering so three images can yield prototypes.
-const COMMON = ['--global-clusters', '4', '--min-images', '0', '--seed', '3', '--json', '--no-progress'];
+// Selection constants that pass every token on any model (the experiments and clustering still
+// run in full), and a small global clustering, so three images always yield prototypes.
+const COMMON = ['--tau-p', '1.01', '--tau-jsd', '1e9', '--cluster-size', '196', '--global-clusters', '4', '--min-images', '0', '--seed', '3', '--json', '--no-progress'];
 
 function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'codebook', 'build', ...args], { cwd: repoRoot, encoding: 'utf8' });
@@ -54,7 +55,8 @@ test('builds a codebook with its metadata and heat maps', async () => {
     assert.ok(k in p, `parameter ${k} recorded`);
   }
   assert.equal(p.globalClusters, 4);
-  assert.equal(p.tauP, 0.15);
+  assert.equal(p.tauP, 1.01);
+  assert.equal(p.kGlob, 16);
   const pngs = readdirSync(an).filter((f) => f.endsWith('.png'));
   assert.equal(pngs.length, 3);
   const meta = await sharp(join(an, pngs[0])).metadata();
