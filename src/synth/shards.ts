@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { mkdir, rename, rm, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WinnowError, throwIfAborted } from '../errors.js';
+import { resolveFfmpegPath } from '../ingest/ffmpeg.js';
 import { frameQuestions, videoQuestions, type QaPair } from './qa.js';
 import { patchLabels, renderBackground, renderFrame, type PatchGeometry } from './raster.js';
 import { Rng } from './rng.js';
@@ -82,7 +83,7 @@ async function atomicWrite(path: string, data: string | Uint8Array): Promise<voi
  * A chunk is written atomically and skipped when it already exists, so an interrupted run resumes.
  */
 export async function writeShards(options: ShardOptions): Promise<void> {
-  const ffmpegPath = options.ffmpegPath ?? 'ffmpeg';
+  const ffmpegPath = options.ffmpegPath ?? resolveFfmpegPath().path;
   const side = options.geometry.inputSize;
   const frameBytes = side * side * 3;
   const grid = Math.floor(side / options.geometry.patchSize);

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { WinnowError, throwIfAborted } from '../errors.js';
+import { resolveFfmpegPath } from '../ingest/ffmpeg.js';
 import { drawObjects, renderBackground } from './raster.js';
 import { objectsAt, type VideoScene } from './scene.js';
 
@@ -26,7 +27,7 @@ export async function writeVideo(scene: VideoScene, outPath: string, options: En
     '-c:v', 'libx264', '-preset', 'veryfast', '-crf', String(options.crf ?? 20), '-pix_fmt', 'yuv420p',
     '-movflags', '+faststart', outPath,
   ];
-  const child = spawnFfmpeg(options.ffmpegPath ?? 'ffmpeg', args);
+  const child = spawnFfmpeg(options.ffmpegPath ?? resolveFfmpegPath().path, args);
   const stderr: string[] = [];
   child.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
   const exited = once(child, 'close') as Promise<[number | null]>;

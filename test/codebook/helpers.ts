@@ -17,7 +17,7 @@ export const CLI = join(repoRoot, 'src', 'cli', 'index.ts');
 /** Renders `count` stills into a fresh temp dir; returns the dir and the PNG paths. */
 export async function renderStills(count: number, seed = 5): Promise<{ dir: string; files: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'winnow-cb-imgs-'));
-  await writeDataset({ outDir: dir, seed, stills: count, videos: 0, durationS: 1, ffmpegPath: process.env.WINNOW_FFMPEG ?? 'ffmpeg' });
+  await writeDataset({ outDir: dir, seed, stills: count, videos: 0, durationS: 1, ffmpegPath: process.env.WINNOW_FFMPEG });
   const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => join(dir, f));
   return { dir, files };
 }

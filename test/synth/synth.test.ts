@@ -22,6 +22,9 @@ import {
   type PlacedObject,
   type QaPair,
 } from '../../src/synth/index.js';
+import { resolveFfmpegPath } from '../../src/ingest/index.js';
+
+const FFMPEG = resolveFfmpegPath({ env: { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG } }).path;
 
 const NUM = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
 
@@ -181,14 +184,14 @@ test('deterministic from the seed; different seeds differ', () => {
 test('dataset: PNG + JSON and H.264 MP4 whose decoded frames show the objects at their tracked positions', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'winnow-synth-'));
   try {
-    const { files } = await writeDataset({ outDir: dir, seed: 41, stills: 2, videos: 1, durationS: 6 });
+    const { files } = await writeDataset({ outDir: dir, seed: 41, stills: 2, videos: 1, durationS: 6, ffmpegPath: FFMPEG });
     assert.equal(files.length, 3);
     const names = (await readdir(dir)).sort();
     assert.deepEqual(names, ['still_00000.json', 'still_00000.png', 'still_00001.json', 'still_00001.png', 'video_00000.json', 'video_00000.mp4']);
     const truth = JSON.parse(await readFile(join(dir, 'video_00000.json'), 'utf8')) as ReturnType<typeof videoAt>;
     assert.deepEqual(truth, JSON.parse(JSON.stringify(videoAt(41, 0, 6000))));
     // Decode frame at t = 2 s (frame 20 at 10 fps) and compare object-centre colours within H.264 tolerance.
-    const r = spawnSync('ffmpeg', ['-v', 'error', '-i', join(dir, 'video_00000.mp4'), '-vf', 'select=eq(n\\,20)', '-vsync', '0', '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 24 });
+    const r = spawnSync(FFMPEG, ['-v', 'error', '-i', join(dir, 'video_00000.mp4'), '-vf', 'select=eq(n\\,20)', '-vsync', '0', '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 24 });
     assert.equal(r.status, 0, r.stderr?.toString());
     const img = new Uint8Array(r.stdout);
     assert.equal(img.length, CANVAS_WIDTH * CANVAS_HEIGHT * 3);
@@ -206,7 +209,7 @@ test('training shards: model-input frames, patch labels and QA line up', async (
   const dir = await mkdtemp(join(tmpdir(), 'winnow-shards-'));
   try {
     const filter = 'scale=112:112:force_original_aspect_ratio=decrease:flags=bicubic,pad=112:112:(ow-iw)/2:(oh-ih)/2:color=0x7f7f7f';
-    await writeShards({ outDir: dir, seed: 51, stills: 12, videos: 2, minDurationS: 5, maxDurationS: 6, geometry: { inputSize: 112, patchSize: 8, mode: 'fit' }, inputFilter: filter, concurrency: 1 });
+    await writeShards({ outDir: dir, seed: 51, stills: 12, videos: 2, minDurationS: 5, maxDurationS: 6, geometry: { inputSize: 112, patchSize: 8, mode: 'fit' }, inputFilter: filter, concurrency: 1, ffmpegPath: FFMPEG });
     const rgb = await readFile(join(dir, 'stills_0000.rgb'));
     const labels = await readFile(join(dir, 'stills_0000.labels'));
     const lines = (await readFile(join(dir, 'stills_0000.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { objects: PlacedObject[] });

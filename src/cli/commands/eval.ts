@@ -118,7 +118,7 @@ export function registerEval(program: Command): void {
           log(`rendering the evaluation set into ${o.set} (seed ${o.seed}: ${o.stills} stills, ${o.videos} videos of ${o.minDuration}–${o.maxDuration} s)…`);
           await ev.writeEvalSet({
             outDir: o.set, seed: o.seed, stills: o.stills, videos: o.videos, minDurationS: o.minDuration, maxDurationS: o.maxDuration,
-            ffmpegPath: process.env.WINNOW_FFMPEG ?? 'ffmpeg', signal: ac.signal,
+            ffmpegPath: process.env.WINNOW_FFMPEG, signal: ac.signal,
             onProgress: (d, t) => { if (process.stderr.isTTY) process.stderr.write(`\r${d}/${t}`); },
           });
           if (process.stderr.isTTY) process.stderr.write('\n');
@@ -142,7 +142,7 @@ export function registerEval(program: Command): void {
           skipParts: o.longOnly,
           long: o.long ? { minutes: o.long, maxContextTokens: o.longContextTokens, checkpoints: o.longCheckpoints, tau: o.longTau, temporalTau: o.longTemporalTau } : undefined,
           saveAnswers: o.saveAnswers,
-          ffmpegPath: process.env.WINNOW_FFMPEG ?? 'ffmpeg',
+          ffmpegPath: process.env.WINNOW_FFMPEG,
           log,
           signal: ac.signal,
         });
