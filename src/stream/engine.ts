@@ -16,23 +16,8 @@ import { Pruner, createPrototypeIndex, loadCodebook, type Codebook, type Prototy
 export const DEFAULT_MODEL_DIR = 'models/winnow-tiny';
 export const DEFAULT_CODEBOOK = 'codebooks/winnow-tiny.safetensors';
 
-/** The folder holding winnow's package.json (works from src/ and dist/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'winnow') return dir;
-      } catch {
-        // not ours; keep walking
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) throw new WinnowError('WINNOW_ERR_INTERNAL', 'cannot find the winnow package root');
-    dir = up;
-  }
-}
+import { packageRoot } from '../package-root.js';
+export { packageRoot };
 
 export interface EngineOptions {
   /** Model folder. Default: the bundled models/winnow-tiny. */

@@ -7,23 +7,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { WinnowError, isWinnowError } from '../../errors.js';
 import type { VideoSource } from '../../ingest/types.js';
 
-/** The folder holding winnow's package.json, found from this file (works from src/ and dist/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'winnow') return dir;
-      } catch {
-        // not ours; keep walking
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) throw new WinnowError('WINNOW_ERR_INTERNAL', 'cannot find the winnow package root');
-    dir = up;
-  }
-}
+import { packageRoot } from '../../package-root.js';
+export { packageRoot };
 
 export const DEFAULT_MODEL_DIR = 'models/winnow-tiny';
 export const DEFAULT_CODEBOOK = 'codebooks/winnow-tiny.safetensors';

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { packageRoot } from '../../package-root.js';
 import type { FfmpegEnv } from '../../ingest/types.js';
 
 /** From docs/default-model.md. */
@@ -26,23 +27,6 @@ interface Check {
   status: Status;
   detail: string;
   data?: Record<string, unknown>;
-}
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        if ((JSON.parse(readFileSync(pj, 'utf8')) as { name?: string }).name === 'winnow') return dir;
-      } catch {
-        // not ours; keep walking up
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) return process.cwd();
-    dir = up;
-  }
 }
 
 // --- A one-node ONNX model (Identity on float32[1]) encoded by hand, so doctor can open a real session on any
