@@ -79,15 +79,19 @@ function runWorker(req: WorkerRequest, onScene: (index: number, r: SceneResult) 
   signal?.addEventListener('abort', onAbort, { once: true });
   return new Promise<void>((res, rej) => {
     let finished = false;
+    let received = 0;
     child.on('message', (m: WorkerMessage) => {
-      if (m.type === 'scene') onScene(m.index, m.result);
+      if (m.type === 'scene') {
+        received++;
+        onScene(m.index, m.result);
+      }
       else if (m.type === 'done') finished = true;
       else if (m.type === 'error') rej(new WinnowError(m.code as never, `eval worker: ${m.message}`));
     });
     child.on('error', (e) => rej(new WinnowError('WINNOW_ERR_INTERNAL', `eval worker failed to start: ${e.message}`, { cause: e })));
     child.on('exit', (code) => {
       signal?.removeEventListener('abort', onAbort);
-      if (finished) res();
+      if (finished || (code === 0 && received === req.scenes.length)) res();
       else rej(signal?.aborted ? new WinnowError('WINNOW_ERR_ABORTED', 'aborted') : new WinnowError('WINNOW_ERR_INTERNAL', `eval worker exited with ${code} before finishing`));
     });
     child.send(req);
@@ -205,7 +209,9 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
       })();
       const settled = await Promise.allSettled([own.catch((e: unknown) => { partAc.abort(e); throw e; }), ...children]);
       signal?.removeEventListener('abort', onOuter);
-      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      // The first real failure, not the aborts it caused in the other workers.
+      const rejected = settled.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
+      const failed = rejected.find((x) => (x.reason as { code?: string })?.code !== 'WINNOW_ERR_ABORTED') ?? rejected[0];
       if (failed) throw failed.reason;
       const partResults = slots.filter((x): x is SceneResult => x !== undefined);
       if (partResults.length !== scenes.length) throw new WinnowError('WINNOW_ERR_INTERNAL', `${scenes.length - partResults.length} ${part} scenes got no result`);

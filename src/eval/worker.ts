@@ -40,16 +40,14 @@ export async function evaluateScenes(req: WorkerRequest, emit: (m: WorkerMessage
 
 if (process.send && process.env.WINNOW_EVAL_WORKER === '1') {
   const send = (m: WorkerMessage): void => void process.send?.(m);
+  // Disconnect only once the last message is handed over, or the parent may never see it.
+  const finish = (m: WorkerMessage): void => void process.send?.(m, undefined, {}, () => process.disconnect?.());
   process.once('message', (req: WorkerRequest) => {
     evaluateScenes(req, send).then(
-      () => {
-        send({ type: 'done' });
-        process.disconnect?.();
-      },
+      () => finish({ type: 'done' }),
       (e: unknown) => {
         const err = toWinnowError(e);
-        send({ type: 'error', code: err.code, message: err.message });
-        process.disconnect?.();
+        finish({ type: 'error', code: err.code, message: err.message });
       },
     );
   });
