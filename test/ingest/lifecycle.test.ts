@@ -35,10 +35,12 @@ describe('ingest: process lifecycle', () => {
   it('aborting the signal errors with WINNOW_ERR_ABORTED and kills ffmpeg', async () => {
     const ac = new AbortController();
     const events: IngestEvent[] = [];
-    const done = collect(() => openVideo(clip, { fps: 'source', signal: ac.signal, onEvent: (e) => events.push(e) }));
-    await sleep(300);
-    ac.abort();
-    const r = await done;
+    // Abort as soon as ffmpeg is running: a fixed sleep let a quiet machine finish the clip first.
+    const onEvent = (e: IngestEvent): void => {
+      events.push(e);
+      if (e.type === 'spawn') queueMicrotask(() => ac.abort());
+    };
+    const r = await collect(() => openVideo(clip, { fps: 'source', signal: ac.signal, onEvent }));
     assert.equal(r.error?.code, 'WINNOW_ERR_ABORTED');
     for (const pid of spawnedPids(events)) assert.ok(await waitGone(pid));
     const pre = await collect(() => openVideo(clip, { signal: AbortSignal.abort() }));
