@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { WinnowError, toWinnowError } from '../errors.js';
 import type { EncodedFrame } from '../encode/index.js';
 import { openVideo } from '../ingest/index.js';
+import { redactUrl } from '../ingest/source.js';
 import type { FfmpegEnv, Frame, IngestEvent, ResizeMode } from '../ingest/types.js';
 import type { AnswerResult, VideoContext } from '../llm/index.js';
 import type { Pruner, StrategyName } from '../prune/index.js';
@@ -648,7 +649,7 @@ export class Session implements SchedulerClient {
     const target = 'url' in source ? source.url : source.path;
     const liveGuess = 'url' in source && /^(rtsp|rtsps|rtmp|rtmps|srt|udp):/i.test(source.url);
     const live = options.live ?? liveGuess;
-    const desc: SourceDescription = 'url' in source ? { kind: 'url', url: redact(source.url), live } : { kind: 'path', path: source.path, live };
+    const desc: SourceDescription = 'url' in source ? { kind: 'url', url: redactUrl(source.url), live } : { kind: 'path', path: source.path, live };
     const input = this.beginInput(desc, 'source', live);
     try {
       this.subscribeFfmpeg(input, target, { live });
@@ -1076,19 +1077,6 @@ export class Session implements SchedulerClient {
     if (this.ownsWebhooks) this.webhooks.close();
     this.events.emit('closed', { reason });
     if (this.ownsEngine) await this.engine.close();
-  }
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username || u.password) {
-      u.username = u.username ? '***' : '';
-      u.password = u.password ? '***' : '';
-    }
-    return u.toString();
-  } catch {
-    return url;
   }
 }
 

@@ -10,15 +10,9 @@ export const LLAVA15_PT = resolve(seedDir, 'llava15-454.pt');
 export const LLAVAOV_PT = resolve(seedDir, 'llavaov-45.pt');
 export const haveSeeds = existsSync(LLAVA15_PT) && existsSync(LLAVAOV_PT);
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded test data from the same generator the codebook builder uses for its tie-breaking noise. */
+import { seededRandom } from '../../src/prune/build/dpc-knn.js';
+export const rng = seededRandom;
 
 export function gaussian(seed: number): () => number {
   const u = rng(seed);
