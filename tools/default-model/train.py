@@ -234,6 +234,8 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
     """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
     backpropagating through 30 frames costs too much here)."""
     finetune = vit_lr_scale > 0
+    model.vit.freeze_bn = True
+    model.train()
     for p in model.vit.parameters():
         p.requires_grad_(finetune)
     params = list(model.projector.parameters()) + list(model.lm.parameters())
