@@ -7,7 +7,7 @@ export class StreamMetrics {
   readonly sessionsTotal: Counter;
   readonly framesIn: Counter;
   readonly framesProcessed: Counter;
-  readonly framesDropped: Counter;
+  readonly framesDropped: Counter<'policy'>;
   readonly tokensKept: Counter;
   readonly tokensTotal: Counter;
   readonly prefillSeconds: Histogram<'kind'>;
@@ -24,7 +24,12 @@ export class StreamMetrics {
     this.sessionsTotal = new Counter({ name: 'winnow_sessions_total', help: 'Sessions opened since start', registers });
     this.framesIn = new Counter({ name: 'winnow_frames_in_total', help: 'Frames sampled from inputs and queued', registers });
     this.framesProcessed = new Counter({ name: 'winnow_frames_processed_total', help: 'Frames encoded, pruned and in a context', registers });
-    this.framesDropped = new Counter({ name: 'winnow_frames_dropped_total', help: 'Frames dropped by keep-latest overflow', registers });
+    this.framesDropped = new Counter({
+      name: 'winnow_frames_dropped_total',
+      help: 'Frames that never reached a context, by drop policy (keep-latest, fps-sampling, discard-on-close)',
+      labelNames: ['policy'],
+      registers,
+    });
     this.tokensKept = new Counter({ name: 'winnow_visual_tokens_kept_total', help: 'Visual tokens kept after pruning', registers });
     this.tokensTotal = new Counter({ name: 'winnow_visual_tokens_total', help: 'Visual tokens before pruning (after video pooling)', registers });
     const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -23,6 +23,19 @@ export type ClientEventType = (typeof CLIENT_EVENT_TYPES)[number];
 export const VIDEO_FORMATS = ['mp4', 'webm', 'mpegts', 'mjpeg', 'jpeg'] as const;
 export type VideoFormat = (typeof VIDEO_FORMATS)[number];
 
+/**
+ * Why a frame never reached the context. Every frame an input yields (a pushed JPEG or RGB frame, a
+ * frame ffmpeg sampled from pushed bytes or a source) ends as exactly one of: `frame.processed`, a
+ * count in `input_video.dropped` under one of these policies, or an `error` event (a JPEG that does
+ * not decode, a frame the model failed on).
+ * - `keep-latest`: live input, the queue (`maxQueuedFrames`) was full; the oldest queued frame went.
+ * - `fps-sampling`: a pushed JPEG / RGB frame whose capture time falls in a 1/fps interval that
+ *   already has a frame, or lies before the input's first one.
+ * - `discard-on-close`: the input was closed (`source.close`, session close) with the frame still queued.
+ */
+export const DROP_POLICIES = ['keep-latest', 'fps-sampling', 'discard-on-close'] as const;
+export type DropPolicy = (typeof DROP_POLICIES)[number];
+
 const eventId = z.string().max(128).optional().describe('Client-chosen id; error events caused by this message echo it.');
 
 const unit = z.number().min(-1).max(1);
@@ -209,9 +222,9 @@ export type ServerEvent =
   | { type: 'session.updated'; session: SessionDescription; event_id?: string }
   | { type: 'source.opened'; source: SourceDescription }
   | { type: 'source.reconnecting'; source: SourceDescription; attempt: number; delayMs: number; reason: string }
-  | { type: 'source.ended'; source: SourceDescription; frames: number; reason: 'end' | 'closed' | 'error'; error?: { code: string; message: string } }
+  | { type: 'source.ended'; source: SourceDescription; frames: number; dropped: number; reason: 'end' | 'closed' | 'error'; error?: { code: string; message: string } }
   | { type: 'frame.processed'; index: number; ptsMs: number; kept: number; total: number; latencyMs: number }
-  | { type: 'input_video.dropped'; count: number; total: number }
+  | { type: 'input_video.dropped'; count: number; total: number; policy: DropPolicy }
   | { type: 'context.evicted'; frames: number; tokens: number; remainingFrames: number; oldestPtsMs: number | null }
   | { type: 'response.created'; response: { id: string; question: string } }
   | { type: 'response.output_text.delta'; response_id: string; delta: string }
@@ -262,6 +275,7 @@ export const SERVER_EVENT_SCHEMAS = {
     type: z.literal('source.ended'),
     source: sourceSchema,
     frames: count.describe('Frames of this input that reached the context.'),
+    dropped: count.describe('Frames of this input dropped (all policies); every one was counted in an input_video.dropped sent before this event.'),
     reason: z.enum(['end', 'closed', 'error']),
     error: errorInfo.optional(),
   }),
@@ -275,8 +289,11 @@ export const SERVER_EVENT_SCHEMAS = {
   }),
   'input_video.dropped': z.strictObject({
     type: z.literal('input_video.dropped'),
-    count: z.number().int().min(1).describe('Frames dropped since the previous event (keep-latest overflow).'),
-    total: count.describe('Frames dropped in this session so far.'),
+    count: z.number().int().min(1).describe('Frames dropped under this policy since its previous event.'),
+    total: count.describe('Frames dropped in this session so far (all policies).'),
+    policy: z
+      .enum(DROP_POLICIES)
+      .describe('keep-latest: live queue full, the oldest queued frame went; fps-sampling: a pushed image in a 1/fps interval that already has a frame (or before the first); discard-on-close: still queued when its input was closed.'),
   }),
   'context.evicted': z.strictObject({
     type: z.literal('context.evicted'),

@@ -348,14 +348,15 @@ export class WinnowServer {
       conn.send({ type: 'frame.processed', index: f.index, ptsMs: f.ptsMs, kept: f.kept, total: f.total, latencyMs: f.latencyMs });
     });
     s.on('dropped', (d) => {
-      m.framesDropped.inc(d.count);
-      conn.send({ type: 'input_video.dropped', count: d.count, total: d.total });
+      m.framesDropped.inc({ policy: d.policy }, d.count);
+      conn.send({ type: 'input_video.dropped', count: d.count, total: d.total, policy: d.policy });
     });
     s.on('evicted', (e) => conn.send({ type: 'context.evicted', ...e }));
     s.on('source.opened', (source) => conn.send({ type: 'source.opened', source }));
     s.on('source.reconnecting', (r) => conn.send({ type: 'source.reconnecting', ...r }));
     s.on('source.ended', (e) => {
-      if (e.source.kind === 'input_video' && conn.input) {
+      // A closed input's source.ended waits for its frame in the model; a new input may have started meanwhile.
+      if (e.source.kind === 'input_video' && conn.input && !s.inputActive) {
         conn.input = undefined;
         conn.resume();
       }
@@ -364,6 +365,7 @@ export class WinnowServer {
         type: 'source.ended',
         source: e.source,
         frames: e.frames,
+        dropped: e.dropped,
         reason: e.reason,
         ...(e.error ? { error: { code: e.error.code, message: e.error.message } } : {}),
       });

@@ -15,7 +15,7 @@ import type { AnswerResult, VideoContext } from '../llm/index.js';
 import type { Pruner, StrategyName } from '../prune/index.js';
 import { WinnowEngine, type EngineOptions, type SchedulerClient } from './engine.js';
 import { resolveLimits, type StreamLimits } from './limits.js';
-import type { SourceDescription, TimingInfo, UsageInfo, VideoFormat, WatchConfig } from './protocol.js';
+import { DROP_POLICIES, type DropPolicy, type SourceDescription, type TimingInfo, type UsageInfo, type VideoFormat, type WatchConfig } from './protocol.js';
 import { WebhookSender } from './webhook.js';
 
 export interface SessionConfig {
@@ -62,7 +62,10 @@ export interface FrameProcessed {
 
 export interface SourceEnded {
   source: SourceDescription;
+  /** Frames of this input that reached the context. */
   frames: number;
+  /** Frames of this input dropped (all policies), each already reported by a `dropped` event. */
+  dropped: number;
   reason: 'end' | 'closed' | 'error';
   error?: WinnowError;
 }
@@ -91,7 +94,11 @@ export interface SessionEvents {
   /** A frame was sampled from the input and queued for the model. */
   queued: { index: number; ptsMs: number };
   frame: FrameProcessed;
-  dropped: { count: number; total: number };
+  /**
+   * Frames dropped under `policy` since the previous event of that policy (coalesced: at most one per
+   * policy every 200 ms, and always flushed before `source.ended` and `closed`). `total`: all policies.
+   */
+  dropped: { count: number; total: number; policy: DropPolicy };
   evicted: { frames: number; tokens: number; remainingFrames: number; oldestPtsMs: number | null };
   'source.opened': SourceDescription;
   'source.reconnecting': { source: SourceDescription; attempt: number; delayMs: number; reason: string };
@@ -125,6 +132,7 @@ export interface SessionStats {
   framesProcessed: number;
   framesQueued: number;
   framesDropped: number;
+  droppedByPolicy: Record<DropPolicy, number>;
   /** Visual tokens kept / produced for the frames currently in context. */
   visualTokensKept: number;
   visualTokensTotal: number;
@@ -176,11 +184,24 @@ interface InputState {
   ack$?: Subject<void>;
   /** Frames accepted from this input (after fps sampling). */
   received: number;
+  /** Frames of this input that reached the context. */
   processed: number;
+  /** Frames of this input dropped (all policies). */
+  dropped: number;
+  /** The ingest stage's cumulative drop counter as last seen (its events carry totals). */
+  ingestDropped: number;
+  /** input_video.end / endInput was called: no more pushes. */
+  endRequested: boolean;
   /** Frames of this input still queued or in the model. */
   outstanding: number;
+  /** Frames accepted but not queued yet: a JPEG being decoded, a non-live frame waiting for queue room. */
+  limbo: number;
   decodeDone: boolean;
+  /** No more frames are accepted (end, close or error); a new input may start. */
   ended: boolean;
+  /** source.ended was emitted (after the input's last queued frame settled, unless closed). */
+  endEmitted: boolean;
+  endReason: { reason: SourceEnded['reason']; error?: WinnowError } | undefined;
   firstPts: number | undefined;
   lastBucket: number;
   ptsOffset: number;
@@ -188,13 +209,17 @@ interface InputState {
   exitWaiters: (() => void)[];
   /** JPEGs waiting to be decoded, oldest first (bounded; keep-latest when live). */
   jpegs: PendingJpeg[];
-  /** The decode loop, while it runs. */
+  /** The decode loop, while it runs; `jpegDecoding` turns false synchronously when it runs out of work. */
   jpegWorker: Promise<void> | undefined;
+  jpegDecoding: boolean;
   roomWaiters: (() => void)[];
 }
 
 interface PendingJpeg {
   bytes: Uint8Array;
+  /** Capture time as pushed (for messages). */
+  capturePtsMs: number;
+  /** Session timeline time (fps sampling already applied). */
   ptsMs: number;
   settle: (e?: unknown) => void;
 }
@@ -203,6 +228,8 @@ interface QueuedFrame {
   frame: Frame;
   input: InputState;
   enqueuedAt: number;
+  /** Counted as discarded by close() while in the model; its result is ignored. */
+  discarded?: boolean;
 }
 
 interface Job {
@@ -261,7 +288,8 @@ export class Session implements SchedulerClient {
   private nextIndex = 0;
   private lastPts: number | undefined;
   private dropped = 0;
-  private droppedUnreported = 0;
+  private readonly droppedByPolicy: Record<DropPolicy, number> = { 'keep-latest': 0, 'fps-sampling': 0, 'discard-on-close': 0 };
+  private readonly droppedUnreported: Record<DropPolicy, number> = { 'keep-latest': 0, 'fps-sampling': 0, 'discard-on-close': 0 };
   private dropTimer: ReturnType<typeof setTimeout> | undefined;
   private closing: Promise<void> | undefined;
   private lastActivity = Date.now();
@@ -326,6 +354,7 @@ export class Session implements SchedulerClient {
       framesProcessed: this.framesProcessed,
       framesQueued: this.queue.length,
       framesDropped: this.dropped,
+      droppedByPolicy: { ...this.droppedByPolicy },
       visualTokensKept: this.keptInWindow,
       visualTokensTotal: this.totalInWindow,
       contextTokens: s.tokens,
@@ -469,9 +498,15 @@ export class Session implements SchedulerClient {
       format,
       received: 0,
       processed: 0,
+      dropped: 0,
+      ingestDropped: 0,
+      endRequested: false,
       outstanding: 0,
+      limbo: 0,
       decodeDone: false,
       ended: false,
+      endEmitted: false,
+      endReason: undefined,
       firstPts: undefined,
       lastBucket: -1,
       // Inputs continue the session timeline one frame interval after the previous one.
@@ -480,6 +515,7 @@ export class Session implements SchedulerClient {
       exitWaiters: [],
       jpegs: [],
       jpegWorker: undefined,
+      jpegDecoding: false,
       roomWaiters: [],
     };
     this.input = input;
@@ -495,7 +531,10 @@ export class Session implements SchedulerClient {
     } else if (e.type === 'reconnect') {
       this.events.emit('source.reconnecting', { source: input.desc, attempt: e.attempt, delayMs: e.delayMs, reason: e.error.message });
     } else if (e.type === 'drop') {
-      this.countDropped(e.droppedFrames);
+      // Ingest reports its running total; count only what is new.
+      const n = e.droppedFrames - input.ingestDropped;
+      input.ingestDropped = e.droppedFrames;
+      if (n > 0) this.countDropped(n, 'keep-latest', input);
     }
   }
 
@@ -516,7 +555,7 @@ export class Session implements SchedulerClient {
       onEvent: (e) => this.ingestEvent(input, e),
     });
     input.sub = frames$.subscribe({
-      next: (f) => this.enqueue(input, f, false),
+      next: (f) => this.enqueue(input, f, 'sampled'),
       error: (e: unknown) => this.finishInput(input, 'error', toWinnowError(e)),
       complete: () => {
         input.decodeDone = true;
@@ -571,53 +610,85 @@ export class Session implements SchedulerClient {
   }
 
   /**
-   * One JPEG of a `startJpeg` input, captured at `ptsMs`. Resolves once it is queued (for a
-   * non-live input, once the queue has room). Decoding errors reject with WINNOW_ERR_CORRUPT_INPUT.
+   * One JPEG of a `startJpeg` input, captured at `ptsMs`. Resolves once it is queued for the model,
+   * or dropped (a `dropped` event counts it: `fps-sampling` when an image of its 1/fps interval was
+   * already taken, `keep-latest` when a live input outruns the model). A non-live input resolves
+   * only once the queue has room, so awaiting each push is the backpressure. Decoding errors reject
+   * with WINNOW_ERR_CORRUPT_INPUT.
    */
   async pushJpeg(bytes: Uint8Array, ptsMs: number): Promise<void> {
     this.assertOpen();
     const input = this.input;
     if (!input || input.ended || input.format !== 'jpeg') throw new WinnowError('WINNOW_ERR_PROTOCOL', 'no active jpeg input (input_video.start with format jpeg)');
+    if (input.endRequested) throw new WinnowError('WINNOW_ERR_PROTOCOL', 'the jpeg input was ended (input_video.end); start a new one');
+    if (!Number.isFinite(ptsMs)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `ptsMs must be a finite number, got ${ptsMs}`);
     this.touch();
+    // Sampling before decoding: an image that would be skipped costs no decode.
+    const pts = this.sample(input, ptsMs, false);
+    if (pts === undefined) {
+      this.countDropped(1, 'fps-sampling', input);
+      return;
+    }
     const done = new Promise<void>((resolve, reject) => {
-      input.jpegs.push({ bytes, ptsMs, settle: (e) => (e === undefined ? resolve() : reject(e)) });
+      input.jpegs.push({ bytes, capturePtsMs: ptsMs, ptsMs: pts, settle: (e) => (e === undefined ? resolve() : reject(e)) });
     });
     if (input.live && input.jpegs.length > this.limits.maxQueuedFrames) {
       // Decoding cannot keep up: the oldest undecoded image goes (keep-latest), memory stays bounded.
       input.jpegs.shift()!.settle();
-      this.countDropped(1);
+      this.countDropped(1, 'keep-latest', input);
     }
-    input.jpegWorker ??= this.decodeJpegs(input).finally(() => {
-      input.jpegWorker = undefined;
-    });
+    if (!input.jpegDecoding) {
+      input.jpegDecoding = true;
+      input.jpegWorker = this.decodeJpegs(input);
+    }
     return done;
   }
 
-  /** Decodes queued JPEGs one at a time, in order, into model-sized RGB frames. */
+  /**
+   * Decodes queued JPEGs one at a time, in order, into model-sized RGB frames. Clears
+   * `jpegDecoding` in the same tick it finds the queue empty: a push arriving between the last
+   * shift and the promise settling must start a new loop, not wait for one that has exited.
+   */
   private async decodeJpegs(input: InputState): Promise<void> {
-    const size = this.engine.inputSize;
-    for (;;) {
-      const job = input.jpegs.shift();
-      if (!job) return;
-      if (input.ended || this.closing) {
-        job.settle();
-        continue;
+    try {
+      for (;;) {
+        const job = input.jpegs.shift();
+        if (!job) return;
+        if (input.ended || this.closing) {
+          this.countDropped(1, 'discard-on-close', input);
+          job.settle();
+          continue;
+        }
+        input.limbo++;
+        try {
+          await this.decodeOne(input, job);
+        } finally {
+          input.limbo--;
+        }
+        this.maybeEnded(input);
       }
-      const fit = this.cfg.resize === 'pad' ? 'contain' : this.cfg.resize === 'stretch' ? 'fill' : 'cover';
-      let img: { data: Buffer; info: { width: number; height: number } };
-      try {
-        img = await sharp(job.bytes, { limitInputPixels: this.limits.maxJpegPixels, failOn: 'error' })
-          .removeAlpha()
-          .resize(size.width, size.height, { fit, background: { r: 127, g: 127, b: 127 }, kernel: 'cubic' })
-          .raw()
-          .toBuffer({ resolveWithObject: true });
-      } catch (e) {
-        job.settle(new WinnowError('WINNOW_ERR_CORRUPT_INPUT', `cannot decode the JPEG at ${job.ptsMs} ms: ${(e as Error).message}`, { cause: e, details: { ptsMs: job.ptsMs } }));
-        continue;
-      }
-      await this.enqueueWhenRoom(input, { index: 0, ptsMs: job.ptsMs, width: img.info.width, height: img.info.height, data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length) });
-      job.settle();
+    } finally {
+      input.jpegDecoding = false;
     }
+  }
+
+  /** Decodes one JPEG into a model-sized RGB frame and queues it (a bad JPEG rejects its push). */
+  private async decodeOne(input: InputState, job: PendingJpeg): Promise<void> {
+    const size = this.engine.inputSize;
+    const fit = this.cfg.resize === 'pad' ? 'contain' : this.cfg.resize === 'stretch' ? 'fill' : 'cover';
+    let img: { data: Buffer; info: { width: number; height: number } };
+    try {
+      img = await sharp(job.bytes, { limitInputPixels: this.limits.maxJpegPixels, failOn: 'error' })
+        .removeAlpha()
+        .resize(size.width, size.height, { fit, background: { r: 127, g: 127, b: 127 }, kernel: 'cubic' })
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+    } catch (e) {
+      job.settle(new WinnowError('WINNOW_ERR_CORRUPT_INPUT', `cannot decode the JPEG at ${job.capturePtsMs} ms: ${(e as Error).message}`, { cause: e, details: { ptsMs: job.capturePtsMs } }));
+      return;
+    }
+    await this.enqueueWhenRoom(input, { index: 0, ptsMs: job.ptsMs, width: img.info.width, height: img.info.height, data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length) }, 'timeline');
+    job.settle();
   }
 
   /**
@@ -631,7 +702,13 @@ export class Session implements SchedulerClient {
       for await (const f of frames as AsyncIterable<Frame>) {
         if (options.signal?.aborted || input.ended) break;
         if (f.data.length !== f.width * f.height * 3) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `frame ${f.index}: data is not width × height × 3 bytes`);
-        await this.enqueueWhenRoom(input, f);
+        input.limbo++;
+        try {
+          await this.enqueueWhenRoom(input, f, 'sample');
+        } finally {
+          input.limbo--;
+          this.maybeEnded(input);
+        }
       }
     } catch (e) {
       this.finishInput(input, 'error', toWinnowError(e));
@@ -663,12 +740,13 @@ export class Session implements SchedulerClient {
   /** Ends the current input: pushed bytes/JPEGs are finished (their frames still get processed). */
   endInput(): void {
     const input = this.input;
-    if (!input || input.ended) return;
+    if (!input || input.ended || input.endRequested) return;
+    input.endRequested = true;
     this.touch();
     if (input.bytes) input.bytes.end();
     else if (input.format === 'jpeg' || input.format === 'frames') {
       void (async () => {
-        while (input.jpegWorker) await input.jpegWorker;
+        while (input.jpegDecoding) await input.jpegWorker;
         input.decodeDone = true;
         this.maybeEnded(input);
       })();
@@ -677,7 +755,7 @@ export class Session implements SchedulerClient {
     }
   }
 
-  /** Stops the current input now (ffmpeg killed, queued frames of it discarded). */
+  /** Stops the current input now (ffmpeg killed, queued frames of it discarded and counted). */
   closeSource(): void {
     const input = this.input;
     if (!input || input.ended) return;
@@ -689,38 +767,78 @@ export class Session implements SchedulerClient {
     input.bytes?.destroy();
     input.ack$?.complete();
     for (const w of input.roomWaiters.splice(0)) w();
-    for (const j of input.jpegs.splice(0)) j.settle();
+    const waiting = input.jpegs.splice(0);
+    if (waiting.length > 0) this.countDropped(waiting.length, 'discard-on-close', input);
+    for (const j of waiting) j.settle();
   }
 
+  /**
+   * The input produces no more frames. Closed: its queued frames are discarded (counted). End or
+   * error: frames already queued still reach the context. Either way source.ended follows the last
+   * frame of the input that was in the model or being decoded, so its counts are final.
+   */
   private finishInput(input: InputState, reason: SourceEnded['reason'], error?: WinnowError): void {
     if (input.ended) return;
     input.ended = true;
+    input.endReason = { reason, ...(error ? { error } : {}) };
     this.stopInput(input);
-    if (reason !== 'end') {
-      // Frames not yet processed are discarded (closed) or never coming (error): drop them.
-      for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i].input === input && reason === 'closed') this.queue.splice(i, 1);
+    if (reason === 'closed') {
+      let discarded = 0;
+      for (let i = this.queue.length - 1; i >= 0; i--) {
+        if (this.queue[i].input !== input) continue;
+        this.queue.splice(i, 1);
+        input.outstanding--;
+        discarded++;
+      }
+      if (discarded > 0) this.countDropped(discarded, 'discard-on-close', input);
     }
-    this.events.emit('source.ended', { source: input.desc, frames: input.processed, reason, ...(error ? { error } : {}) });
+    this.emitEnded(input);
+  }
+
+  /** Emits source.ended once the input is ended and none of its frames is queued, in the model or in limbo (`force`: now). */
+  private emitEnded(input: InputState, force = false): void {
+    if (input.endEmitted || !input.endReason) return;
+    if (!force && (input.outstanding > 0 || input.limbo > 0)) return;
+    input.endEmitted = true;
+    // The drop counts go out first: a client that stops listening at source.ended has them all.
+    this.flushDropped();
+    const { reason, error } = input.endReason;
+    this.events.emit('source.ended', { source: input.desc, frames: input.processed, dropped: input.dropped, reason, ...(error ? { error } : {}) });
   }
 
   private maybeEnded(input: InputState): void {
-    if (!input.ended && input.decodeDone && input.outstanding === 0) this.finishInput(input, 'end');
+    if (input.outstanding !== 0 || input.limbo !== 0) return;
+    if (!input.ended && input.decodeDone && input.jpegs.length === 0 && !input.jpegDecoding) this.finishInput(input, 'end');
+    else if (input.ended) this.emitEnded(input);
   }
 
-  private countDropped(n: number): void {
+  private countDropped(n: number, policy: DropPolicy, input: InputState | undefined): void {
     this.dropped += n;
-    this.droppedUnreported += n;
-    // Coalesced: one event per 200 ms at most, so a flood of drops is not a flood of messages.
-    if (this.dropTimer) return;
-    this.dropTimer = setTimeout(() => {
-      this.dropTimer = undefined;
-      const count = this.droppedUnreported;
-      this.droppedUnreported = 0;
-      if (count > 0 && !this.closing) this.events.emit('dropped', { count, total: this.dropped });
-    }, 200);
+    this.droppedByPolicy[policy] += n;
+    this.droppedUnreported[policy] += n;
+    if (input) input.dropped += n;
+    // Coalesced: at most one event per policy per 200 ms, so a flood of drops is not a flood of messages.
+    if (this.dropTimer || this.closing) return;
+    this.dropTimer = setTimeout(() => this.flushDropped(), 200);
   }
 
-  /** fps sampling by timestamp for inputs ffmpeg does not sample; returns the timeline pts or undefined to skip. */
+  /** Reports drops not reported yet (one event per policy). */
+  private flushDropped(): void {
+    if (this.dropTimer) clearTimeout(this.dropTimer);
+    this.dropTimer = undefined;
+    for (const policy of DROP_POLICIES) {
+      const count = this.droppedUnreported[policy];
+      if (count === 0) continue;
+      this.droppedUnreported[policy] = 0;
+      this.events.emit('dropped', { count, total: this.dropped, policy });
+    }
+  }
+
+  /**
+   * fps sampling by capture time for inputs ffmpeg does not sample (JPEGs, RGB frames): at most one
+   * frame per 1/fps interval, none before the input's first. `sampled`: ffmpeg already sampled it,
+   * only map its pts. Returns the session-timeline pts, or undefined to skip the frame.
+   */
   private sample(input: InputState, ptsMs: number, sampled: boolean): number | undefined {
     if (input.firstPts === undefined) input.firstPts = ptsMs;
     const rel = ptsMs - input.firstPts;
@@ -733,22 +851,31 @@ export class Session implements SchedulerClient {
     return input.ptsOffset + Math.max(0, rel);
   }
 
-  private async enqueueWhenRoom(input: InputState, f: Frame): Promise<void> {
+  /** `timing`: see `enqueue`. Non-live inputs wait for queue room; frames of an input that ends meanwhile are counted as discarded. */
+  private async enqueueWhenRoom(input: InputState, f: Frame, timing: 'sample' | 'timeline'): Promise<void> {
     while (!input.live && !input.ended && !this.closing && this.queue.length >= this.limits.maxQueuedFrames) {
       await new Promise<void>((r) => input.roomWaiters.push(r));
     }
-    if (input.ended || this.closing) return;
-    this.enqueue(input, f, true);
+    this.enqueue(input, f, timing);
   }
 
-  private enqueue(input: InputState, f: Frame, needsSampling: boolean): void {
+  /**
+   * Queues a frame for the model. `timing`: `sample` applies fps sampling to a capture time,
+   * `sampled` maps a pts ffmpeg already sampled, `timeline` is a pts already on the session timeline.
+   * Every frame that enters here is accounted for: queued (then processed or dropped), or counted
+   * as dropped right away.
+   */
+  private enqueue(input: InputState, f: Frame, timing: 'sample' | 'sampled' | 'timeline'): void {
     if (this.closing || input.ended) {
+      this.countDropped(1, 'discard-on-close', input);
       input.ack$?.next();
       return;
     }
-    // ffmpeg's own sampling already applied fps (needsSampling false); its pts are the source's.
-    const pts = this.sample(input, f.ptsMs, !needsSampling);
-    if (pts === undefined) return;
+    const pts = timing === 'timeline' ? f.ptsMs : this.sample(input, f.ptsMs, timing === 'sampled');
+    if (pts === undefined) {
+      this.countDropped(1, 'fps-sampling', input);
+      return;
+    }
     this.touch();
     input.received++;
     input.outstanding++;
@@ -756,7 +883,8 @@ export class Session implements SchedulerClient {
       const old = this.queue.shift()!;
       old.input.outstanding--;
       old.input.ack$?.next();
-      this.countDropped(1);
+      this.countDropped(1, 'keep-latest', old.input);
+      if (old.input !== input) this.maybeEnded(old.input);
     }
     const frame: Frame = { index: this.nextIndex++, ptsMs: pts, width: f.width, height: f.height, data: f.data };
     this.queue.push({ frame, input, enqueuedAt: performance.now() });
@@ -783,10 +911,12 @@ export class Session implements SchedulerClient {
     return q.frame;
   }
 
-  private settleFrame(q: QueuedFrame): void {
+  /** `inContext`: the frame reached the context (else the model failed on it and an error was emitted). */
+  private settleFrame(q: QueuedFrame, inContext: boolean): void {
     this.inFlight = undefined;
+    if (q.discarded) return;
     q.input.outstanding--;
-    q.input.processed++;
+    if (inContext) q.input.processed++;
     q.input.ack$?.next();
     this.maybeEnded(q.input);
   }
@@ -795,16 +925,20 @@ export class Session implements SchedulerClient {
   async consumeEncoded(encoded: EncodedFrame): Promise<void> {
     const q = this.inFlight;
     if (!q) return;
+    let inContext = false;
     try {
       if (this.closing) return;
       const pruned = await this.pruner.prune({ ...encoded, sourceId: q.input.id });
       const r = await this.ctx.appendFrame(pruned);
+      // close() counted this frame as discarded while it was in the model.
+      if (q.discarded) return;
       const kept = pruned.kept.length;
       const total = pruned.gridH * pruned.gridW;
       this.window.push({ kept, total });
       this.keptInWindow += kept;
       this.totalInWindow += total;
       this.framesProcessed++;
+      inContext = true;
       this.lastPts = q.frame.ptsMs;
       this.events.emit('frame', {
         index: q.frame.index,
@@ -818,7 +952,7 @@ export class Session implements SchedulerClient {
     } catch (e) {
       if (!this.closing) this.events.emit('error', toWinnowError(e, 'WINNOW_ERR_INFERENCE'));
     } finally {
-      this.settleFrame(q);
+      this.settleFrame(q, inContext);
     }
   }
 
@@ -827,7 +961,7 @@ export class Session implements SchedulerClient {
     const q = this.inFlight;
     if (!q) return;
     if (!this.closing) this.events.emit('error', toWinnowError(error, 'WINNOW_ERR_INFERENCE'));
-    this.settleFrame(q);
+    this.settleFrame(q, false);
   }
 
   // ---- questions -------------------------------------------------------------------------------------
@@ -1051,17 +1185,26 @@ export class Session implements SchedulerClient {
   }
 
   private async doClose(reason: string): Promise<void> {
-    if (this.dropTimer) clearTimeout(this.dropTimer);
     const jobs = [...(this.active ? [this.active] : []), ...this.jobs];
     this.jobs.length = 0;
     for (const j of jobs) j.ac.abort();
     const input = this.input;
     let exited: Promise<void> = Promise.resolve();
-    if (input) {
-      if (input.pids.size > 0) exited = new Promise<void>((r) => input.exitWaiters.push(r));
-      if (!input.ended) this.finishInput(input, 'closed');
+    if (input && input.pids.size > 0) exited = new Promise<void>((r) => input.exitWaiters.push(r));
+    // Whatever is queued or in the model never reaches a context now: count it, so the last
+    // source.ended and the drop totals are exact.
+    for (const q of [...this.queue.splice(0), ...(this.inFlight && !this.inFlight.discarded ? [this.inFlight] : [])]) {
+      q.discarded = true;
+      q.input.outstanding--;
+      this.countDropped(1, 'discard-on-close', q.input);
     }
-    this.queue.length = 0;
+    if (input) {
+      if (!input.ended) this.finishInput(input, 'closed');
+      // A JPEG still decoding is counted when it gets here; the session does not wait for it.
+      this.emitEnded(input, true);
+    }
+    // Listeners get every drop before `closed` (and none after: countDropped arms no timer once closing).
+    this.flushDropped();
     this.engine.scheduler.remove(this);
     for (const j of jobs) {
       if (j.gen) await j.gen.return(undefined as never).catch(() => undefined);

@@ -162,3 +162,73 @@ test('sessions sharing one engine are scheduled round-robin: a busy session does
     await Promise.all([a.close(), b.close()]);
   }
 });
+
+test('every pushed JPEG is processed or reported dropped with its policy: burst, fps sampling, close with frames queued', { skip }, async () => {
+  const sharp = (await import('sharp')).default;
+  const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 30, g: 200, b: 30 } } }).jpeg().toBuffer();
+  const s = await createSession({ engine, limits: { maxQueuedFrames: 4 } });
+  try {
+    const drops: { count: number; total: number; policy: string }[] = [];
+    const ended: { frames: number; dropped: number; reason: string }[] = [];
+    let processed = 0;
+    s.on('dropped', (d) => drops.push(d));
+    s.on('source.ended', (e) => ended.push(e));
+    s.on('frame', () => processed++);
+    const sum = (policy?: string): number => drops.filter((d) => !policy || d.policy === policy).reduce((n, d) => n + d.count, 0);
+    const endedCount = async (n: number): Promise<void> => {
+      const t0 = Date.now();
+      while (ended.length < n && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(ended.length, n);
+    };
+
+    // Non-live, each push awaited (the decode loop runs dry between pushes): nothing lost.
+    s.startJpeg({ live: false });
+    for (let i = 0; i < 6; i++) await s.pushJpeg(jpeg, i * 1000);
+    s.endInput();
+    await assert.rejects(s.pushJpeg(jpeg, 9000), { code: 'WINNOW_ERR_PROTOCOL' });
+    await endedCount(1);
+    assert.deepEqual(ended[0], { source: { kind: 'input_video', format: 'jpeg', live: false }, frames: 6, dropped: 0, reason: 'end' });
+
+    // Live at 4 images per second of capture time, fps 1, pushed at once: 3 of every 4 are sampled
+    // out before decoding (fps-sampling), the rest overflow the queue of 4 (keep-latest).
+    s.startJpeg({ live: true });
+    const pushes: Promise<void>[] = [];
+    for (let i = 0; i < 80; i++) pushes.push(s.pushJpeg(jpeg, i * 250));
+    s.endInput();
+    await Promise.all(pushes);
+    await endedCount(2);
+    assert.equal(ended[1].reason, 'end');
+    assert.equal(sum('fps-sampling'), 60);
+    assert.ok(sum('keep-latest') > 0);
+    assert.equal(ended[1].frames + ended[1].dropped, 80);
+    assert.equal(processed, 6 + ended[1].frames);
+    assert.equal(sum(), ended[1].dropped);
+
+    // Closed with images still queued: they are discarded and counted; source.ended waits for the
+    // image in the model and the one being decoded, so its counts are final.
+    s.startJpeg({ live: true });
+    const before = { processed, dropped: sum() };
+    const last: Promise<void>[] = [];
+    for (let i = 0; i < 30; i++) last.push(s.pushJpeg(jpeg, i * 1000));
+    await new Promise((r) => setImmediate(r));
+    s.closeSource();
+    assert.equal(s.inputActive, false);
+    await Promise.all(last);
+    await endedCount(3);
+    assert.equal(ended[2].reason, 'closed');
+    assert.ok(sum('discard-on-close') > 0, JSON.stringify(drops));
+    assert.equal(ended[2].frames, processed - before.processed);
+    assert.equal(ended[2].dropped, sum() - before.dropped);
+    assert.equal(ended[2].frames + ended[2].dropped, 30);
+    await s.drain();
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(processed - before.processed, ended[2].frames);
+    assert.equal(sum() - before.dropped, ended[2].dropped);
+    const st = s.stats;
+    assert.equal(st.framesDropped, sum());
+    assert.equal(st.droppedByPolicy['fps-sampling'] + st.droppedByPolicy['keep-latest'] + st.droppedByPolicy['discard-on-close'], st.framesDropped);
+    assert.equal(drops.at(-1)!.total, st.framesDropped);
+  } finally {
+    await s.close();
+  }
+});

@@ -142,44 +142,63 @@ test('pushed video: frame.processed per sampled frame, source.ended, answer stre
   await c.close();
 });
 
-// TODO (open bug, issue 7): on an idle machine this burst loses images without any
-// input_video.dropped event (seen: 9 of 200 processed, 0 reported dropped); under load the drops are
-// reported. Marked todo so the run still shows it failing without failing CI; fix the accounting in
-// Session.pushJpeg / the live queue, then drop the todo.
-test('jpeg input: one frame per JPEG with its capture time; live overflow keeps the latest and counts drops', { skip, todo: 'live JPEG burst loses images unreported on an idle machine' }, async () => {
+// Regression (issue 7): on an idle machine the 191 dropped images were only reported by the 200 ms
+// coalescing timer, after source.ended (and never if the client closed first). Drops are now flushed
+// before source.ended, so at source.ended a client has every count: processed + dropped === pushed.
+test('jpeg input: one frame per JPEG with its capture time; live overflow keeps the latest and every image is accounted for', { skip }, async () => {
   const c = await TestClient.connect(server.url);
   const jpeg = await sharp({ create: { width: 160, height: 120, channels: 3, background: { r: 200, g: 30, b: 30 } } }).jpeg().toBuffer();
   c.send({ type: 'input_video.start', format: 'jpeg', live: true });
   // 200 JPEGs 1 s apart, sent at once: far more than the queue (8) holds while the model works.
-  for (let i = 0; i < 200; i++) {
+  const pushed = 200;
+  for (let i = 0; i < pushed; i++) {
     c.send({ type: 'input_video.frame', ptsMs: 5_000 + i * 1000 });
     c.sendRaw(jpeg, true);
   }
   c.sendRaw(Buffer.from('no input_video.frame before me'), true);
   c.send({ type: 'input_video.end' });
-  const ended = await c.wait<{ type: 'source.ended'; frames: number }>('source.ended', () => true, 60_000);
-  const dropped = c.ofType<{ type: 'input_video.dropped'; count: number; total: number }>('input_video.dropped');
+  const ended = await c.wait<{ type: 'source.ended'; frames: number; dropped: number; reason: string }>('source.ended', () => true, 60_000);
+  // Counted at the moment source.ended arrives: nothing may still be pending in a timer.
+  const dropped = c.ofType<{ type: 'input_video.dropped'; count: number; total: number; policy: string }>('input_video.dropped');
   const frames = c.ofType<{ type: 'frame.processed'; ptsMs: number }>('frame.processed');
+  assert.equal(ended.reason, 'end');
   assert.ok(dropped.length > 0, 'drops reported');
-  const total = dropped[dropped.length - 1].total;
-  assert.equal(dropped.reduce((s, d) => s + d.count, 0), total);
-  assert.equal(frames.length + total, 200);
+  // 1 s apart at fps 1: no image is skipped by sampling; every drop is keep-latest overflow.
+  assert.ok(dropped.every((d) => d.policy === 'keep-latest'), JSON.stringify(dropped));
+  const droppedSum = dropped.reduce((s, d) => s + d.count, 0);
+  assert.equal(dropped[dropped.length - 1].total, droppedSum);
+  assert.equal(ended.dropped, droppedSum);
   assert.equal(ended.frames, frames.length);
+  assert.equal(frames.length + droppedSum, pushed);
+  // Nothing arrives later either.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(c.ofType('input_video.dropped').length, dropped.length);
+  assert.equal(c.ofType('frame.processed').length, frames.length);
   // Timeline starts at the first capture time; frames stay in order; the newest frame survived.
   assert.equal(frames[0].ptsMs, 0);
   for (let i = 1; i < frames.length; i++) assert.ok(frames[i].ptsMs > frames[i - 1].ptsMs);
   assert.equal(frames[frames.length - 1].ptsMs, 199_000);
   assert.ok(c.ofType<ErrorEvent>('error').some((e) => e.error.code === 'WINNOW_ERR_PROTOCOL'));
-  // A JPEG that does not decode is an error; the input goes on.
+  // A JPEG that does not decode is an error; the input goes on. An image in a 1/fps interval that
+  // already has one is dropped by fps sampling (and says so): 4 pushed = 2 processed + 1 dropped + 1 error.
+  const dropsBefore = c.ofType('input_video.dropped').length;
   c.send({ type: 'input_video.start', format: 'jpeg', live: false });
   c.send({ type: 'input_video.frame', ptsMs: 0 });
   c.sendRaw(Buffer.from('not a jpeg'), true);
   c.send({ type: 'input_video.frame', ptsMs: 1000 });
   c.sendRaw(jpeg, true);
+  c.send({ type: 'input_video.frame', ptsMs: 1400 });
+  c.sendRaw(jpeg, true);
+  c.send({ type: 'input_video.frame', ptsMs: 2000 });
+  c.sendRaw(jpeg, true);
   c.send({ type: 'input_video.end' });
   assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.code === 'WINNOW_ERR_CORRUPT_INPUT')).error.event_id, null);
-  const second = await c.next<{ type: 'source.ended'; frames: number }>('source.ended');
-  assert.equal(second.frames, 1);
+  const second = await c.next<{ type: 'source.ended'; frames: number; dropped: number }>('source.ended');
+  assert.equal(second.frames, 2);
+  assert.equal(second.dropped, 1);
+  const sampled = c.ofType<{ type: 'input_video.dropped'; count: number; total: number; policy: string }>('input_video.dropped').slice(dropsBefore);
+  assert.deepEqual(sampled.map((d) => [d.policy, d.count]), [['fps-sampling', 1]]);
+  assert.equal(sampled[0].total, droppedSum + 1);
   // The same JPEG as an MJPEG byte stream (ffmpeg's 25 fps default): 60 images = 2.4 s → 3 frames at 1 fps.
   const mjpeg = Buffer.concat(Array.from({ length: 60 }, () => jpeg));
   c.send({ type: 'input_video.start', format: 'mjpeg', live: false });
@@ -400,6 +419,6 @@ test('/metrics (Prometheus text) and /healthz on the same port', { skip }, async
   }
   const processed = Number(/^winnow_frames_processed_total (\d+)/m.exec(text)?.[1]);
   assert.ok(processed >= 8);
-  assert.ok(Number(/^winnow_frames_dropped_total (\d+)/m.exec(text)?.[1]) > 0);
+  assert.ok(Number(/^winnow_frames_dropped_total\{policy="keep-latest"\} (\d+)/m.exec(text)?.[1]) > 0);
   assert.equal((await fetch(`${http}nope`)).status, 404);
 });
