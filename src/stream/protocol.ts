@@ -100,7 +100,7 @@ export const sourceOpenSchema = z
     event_id: eventId,
     url: z.string().min(1).max(4096).optional(),
     path: z.string().min(1).max(4096).optional(),
-    live: z.boolean().optional().describe('Default: true for rtsp/rtmp/srt/udp URLs.'),
+    live: z.boolean().optional().describe('Default: true for rtsp/rtmp/srt/udp/rtp URLs. true for any other URL (e.g. an http camera) makes it reconnect and drop instead of pause.'),
   })
   .refine((v) => (v.url === undefined) !== (v.path === undefined), { message: 'exactly one of url and path' });
 

@@ -724,7 +724,7 @@ export class Session implements SchedulerClient {
    */
   openSource(source: { url: string } | { path: string }, options: { live?: boolean } = {}): SourceDescription {
     const target = 'url' in source ? source.url : source.path;
-    const liveGuess = 'url' in source && /^(rtsp|rtsps|rtmp|rtmps|srt|udp):/i.test(source.url);
+    const liveGuess = 'url' in source && /^(rtsps?|rtmps?|srt|udp|rtp):/i.test(source.url);
     const live = options.live ?? liveGuess;
     const desc: SourceDescription = 'url' in source ? { kind: 'url', url: redactUrl(source.url), live } : { kind: 'path', path: source.path, live };
     const input = this.beginInput(desc, 'source', live);
