@@ -7,6 +7,8 @@ import { createServer as createHttpServer, type IncomingMessage } from 'node:htt
 import type { AddressInfo } from 'node:net';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import sharp from 'sharp';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
 import { TestClient, alive, modelSkip, pushFile, renderVideo, sharedEngine, tempDir, type AnyEvent } from './helpers.js';
@@ -336,10 +338,11 @@ test('response.cancel ends the answer with status cancelled; too many pending re
   await c.close();
 });
 
-test('a client that disconnects mid-answer frees its session: no ffmpeg child, no scheduler slot, no KV cache', { skip }, async () => {
+test('a client that disconnects mid-answer frees its session: no ffmpeg child, no scheduler slot, no KV cache, nothing retained', { skip }, async () => {
   const bytes = await readFile(mp4);
   const baseSessions = server.sessionCount;
   const baseScheduled = engine.scheduler.sessionCount;
+  const gone: WeakRef<object>[] = [];
   for (let round = 0; round < 3; round++) {
     const c = await TestClient.connect(server.url);
     const created = await c.wait<{ type: 'session.created'; session: { id: string } }>('session.created');
@@ -347,7 +350,8 @@ test('a client that disconnects mid-answer frees its session: no ffmpeg child, n
     c.send({ type: 'input_video.start', format: 'mp4', live: true });
     c.sendRaw(bytes.subarray(0, bytes.length >> 1), true);
     await c.wait('source.opened');
-    const session = server.sessions.find((s) => s.id === created.session.id)!;
+    let session = server.sessions.find((s) => s.id === created.session.id);
+    assert.ok(session);
     const t0 = Date.now();
     while (session.stats.ffmpegPids.length === 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
     const pids = session.stats.ffmpegPids;
@@ -363,7 +367,23 @@ test('a client that disconnects mid-answer frees its session: no ffmpeg child, n
     assert.ok(!pids.some(alive), 'ffmpeg child killed');
     assert.ok(session.closed);
     assert.equal(session.stats.pendingResponses, 0);
+    assert.equal(session.stats.contextTokens, 0);
+    gone.push(new WeakRef(session));
+    session = undefined;
   }
+  // Memory does not grow with disconnects: nothing (server, engine, scheduler, webhooks, timers)
+  // keeps a closed session — with its KV buffers, frames and pruner — reachable.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  // deref() keeps its target alive until the current job ends, so collect in a job of its own.
+  const retained = (): number => gone.filter((w) => w.deref() !== undefined).length;
+  const t2 = Date.now();
+  do {
+    await new Promise((r) => setTimeout(r, 50));
+    gc();
+    await new Promise((r) => setImmediate(r));
+  } while (retained() > 0 && Date.now() - t2 < 10_000);
+  assert.equal(retained(), 0, 'closed sessions are garbage-collectable');
 });
 
 test('standing question fires on video time and POSTs its webhook (retried after a 500)', { skip }, async () => {
