@@ -41,6 +41,15 @@ export interface VideoContextOptions {
    * the background rebuild off (evict only at the budget). Default 0.9.
    */
   rebuildAtFraction?: number;
+  /**
+   * The question's last prefill chunk runs without fetching its KV cache: the first answer
+   * token needs only its logits, and copying the whole cache out of onnxruntime is most of the
+   * cost of that run on a long video. When the answer goes on, that chunk is fed again together
+   * with the first answer token, this time keeping the cache. Lowers the time to first token by
+   * that copy and costs one extra pass over the cache per answer longer than one token
+   * (single-token answers and answers ending at the first token pay nothing). Default true.
+   */
+  deferQuestionCache?: boolean;
 }
 
 export interface AskOptions extends SamplingOptions {
@@ -164,6 +173,7 @@ export class VideoContext {
   readonly maxChunkTokens: number;
   readonly evictToFraction: number;
   readonly rebuildAtFraction: number;
+  readonly deferQuestionCache: boolean;
   private rebuild: Rebuild | null = null;
   private pumping: Promise<void> | null = null;
 
@@ -200,6 +210,7 @@ export class VideoContext {
     this.maxChunkTokens = options.maxChunkTokens ?? 256;
     this.evictToFraction = options.evictToFraction ?? 0.6;
     this.rebuildAtFraction = options.rebuildAtFraction ?? 0.9;
+    this.deferQuestionCache = options.deferQuestionCache ?? true;
     const bad = (name: string, v: number): never => {
       throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${name} is out of range: ${v}`);
     };
@@ -576,10 +587,13 @@ export class VideoContext {
         });
       }
       const budget = Math.min(maxNewTokens, room, posRoom);
-      // Question prefill (with the bos prefix when no frame came yet).
+      // Question prefill (with the bos prefix when no frame came yet). The last chunk only needs
+      // its logits for the first answer token; see deferQuestionCache for its cache.
       const ids = video.length === 0 ? [...this.prefixIds, ...qIds] : qIds;
       let pos = video.length === 0 ? 0 : this.nextPosition;
       let logits: Float32Array | null = null;
+      let pendingIds: BigInt64Array | null = null;
+      let pendingPositions: BigInt64Array | null = null;
       for (let a = 0; a < ids.length; a += this.maxChunkTokens) {
         throwIfAborted(signal);
         const b = Math.min(ids.length, a + this.maxChunkTokens);
@@ -588,9 +602,15 @@ export class VideoContext {
         for (let i = 0; i < b - a; i++) positions[i] = BigInt(pos + i);
         pos += b - a;
         const embeds = await this.runtime.embed(chunkIds);
-        const r = await this.runtime.forward(embeds, positions, cur, this.outputSet(cur), this.maxContextTokens);
-        cur = r.present;
-        logits = r.lastLogits;
+        if (b === ids.length && this.deferQuestionCache) {
+          logits = (await this.runtime.logitsOnly(embeds, positions, cur)).lastLogits;
+          pendingIds = chunkIds;
+          pendingPositions = positions;
+        } else {
+          const r = await this.runtime.forward(embeds, positions, cur, this.outputSet(cur), this.maxContextTokens);
+          cur = r.present;
+          logits = r.lastLogits;
+        }
       }
       const prefillMs = performance.now() - tPrefill;
       const detok = IncrementalDetokenizer.forTokenizer(this.tokenizer);
@@ -626,8 +646,23 @@ export class VideoContext {
         throwIfAborted(signal);
         oneId[0] = BigInt(next);
         onePos[0] = BigInt(pos++);
-        const embeds = await this.runtime.embed(oneId);
-        const r = await this.runtime.forward(embeds, onePos, cur, this.outputSet(cur), this.maxContextTokens);
+        let stepIds = oneId;
+        let stepPositions = onePos;
+        if (pendingIds !== null && pendingPositions !== null) {
+          // The question's last chunk has no cache yet: run it again with this token, once.
+          if (pendingIds.length + 1 <= this.maxChunkTokens) {
+            stepIds = BigInt64Array.of(...pendingIds, oneId[0]);
+            stepPositions = BigInt64Array.of(...pendingPositions, onePos[0]);
+          } else {
+            const embeds = await this.runtime.embed(pendingIds);
+            cur = (await this.runtime.forward(embeds, pendingPositions, cur, this.outputSet(cur), this.maxContextTokens)).present;
+            throwIfAborted(signal);
+          }
+          pendingIds = null;
+          pendingPositions = null;
+        }
+        const embeds = await this.runtime.embed(stepIds);
+        const r = await this.runtime.forward(embeds, stepPositions, cur, this.outputSet(cur), this.maxContextTokens);
         cur = r.present;
         logits = r.lastLogits;
       }

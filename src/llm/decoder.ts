@@ -177,6 +177,7 @@ export class DecoderRuntime {
   private readonly cacheBranchFalse = new ort.Tensor('bool', Uint8Array.of(0), [1]);
   private readonly emptyPast: ort.Tensor[];
   private readonly emptyCache: KvCache;
+  private readonly logitsFetch: Record<string, ort.Tensor | null> = { logits: null };
   private nextSetId = 0;
 
   constructor(
@@ -245,6 +246,55 @@ export class DecoderRuntime {
     return b instanceof Uint16Array ? new ort.Tensor('float16', b.subarray(0, n), dims) : new ort.Tensor('float32', b.subarray(0, n), dims);
   }
 
+  private feeds(embeds: Float32Array, positions: BigInt64Array, past: KvCache, allLogits: boolean): Record<string, ort.Tensor> {
+    const c = this.contract;
+    const s = positions.length;
+    if (embeds.length !== s * c.hiddenSize) {
+      throw new WinnowError('WINNOW_ERR_INTERNAL', `embeds hold ${embeds.length} values for ${s} tokens × ${c.hiddenSize}`);
+    }
+    const total = past.length + s;
+    const feeds: Record<string, ort.Tensor> = {
+      inputs_embeds: new ort.Tensor('float32', embeds, [1, s, c.hiddenSize]),
+      attention_mask: new ort.Tensor('int64', this.ensureMask(total), [1, total]),
+    };
+    if (c.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positions, [1, s]);
+    // 0 means "all positions" in the HF convention.
+    if (c.hasNumLogitsToKeep) feeds.num_logits_to_keep = allLogits ? this.logitsToKeepAll : this.logitsToKeep;
+    if (c.hasUseCacheBranch) feeds.use_cache_branch = past.length > 0 ? this.cacheBranchTrue : this.cacheBranchFalse;
+    for (let i = 0; i < c.pastNames.length; i++) {
+      feeds[c.pastNames[i]] = past.set === null ? this.emptyPast[i] : this.view(past.set, i, past.length);
+    }
+    return feeds;
+  }
+
+  private async run(
+    feeds: Record<string, ort.Tensor>,
+    fetches: Record<string, ort.Tensor | null>,
+    past: KvCache,
+    allLogits: boolean,
+  ): Promise<{ lastLogits: Float32Array; allLogits: Float32Array | null }> {
+    let result: ort.InferenceSession.ReturnType;
+    try {
+      result = await this.decoderSession.run(feeds, fetches);
+    } catch (e) {
+      throw new WinnowError('WINNOW_ERR_INFERENCE', `decoder failed: ${(e as Error).message}`, {
+        cause: e,
+        details: { pastLength: past.length, tokens: feeds.inputs_embeds.dims[1] },
+      });
+    }
+    // onnxruntime-node returns every fetched output in a fresh ArrayBuffer, preallocated ones
+    // included (it writes those too). Drop the copies of the presents at once.
+    for (const [name, t] of Object.entries(result)) if (name !== 'logits') (t as ort.Tensor).dispose();
+    const logits = result.logits as ort.Tensor;
+    const data = logits.data as Float32Array;
+    const v = logits.dims[logits.dims.length - 1];
+    if (this.lastLogitsBuf.length !== v) this.lastLogitsBuf = new Float32Array(v);
+    this.lastLogitsBuf.set(data.subarray(data.length - v));
+    const keepAll = allLogits ? data : null;
+    if (!allLogits) logits.dispose();
+    return { lastLogits: this.lastLogitsBuf, allLogits: keepAll };
+  }
+
   /**
    * One decoder run over S new tokens on top of `past`, writing the present state into `out`
    * (which must not be past's set). `maxTokens` caps the growth of `out`.
@@ -258,40 +308,24 @@ export class DecoderRuntime {
     allLogits = false,
   ): Promise<ForwardResult> {
     const c = this.contract;
-    const s = positions.length;
-    if (embeds.length !== s * c.hiddenSize) {
-      throw new WinnowError('WINNOW_ERR_INTERNAL', `embeds hold ${embeds.length} values for ${s} tokens × ${c.hiddenSize}`);
-    }
     if (past.set === out) throw new WinnowError('WINNOW_ERR_INTERNAL', 'a decoder run cannot write into the state it reads');
-    const total = past.length + s;
+    const total = past.length + positions.length;
+    const feeds = this.feeds(embeds, positions, past, allLogits);
     out.reserve(total, maxTokens);
-    const feeds: Record<string, ort.Tensor> = {
-      inputs_embeds: new ort.Tensor('float32', embeds, [1, s, c.hiddenSize]),
-      attention_mask: new ort.Tensor('int64', this.ensureMask(total), [1, total]),
-    };
-    if (c.hasPositionIds) feeds.position_ids = new ort.Tensor('int64', positions, [1, s]);
-    // 0 means "all positions" in the HF convention.
-    if (c.hasNumLogitsToKeep) feeds.num_logits_to_keep = allLogits ? this.logitsToKeepAll : this.logitsToKeep;
-    if (c.hasUseCacheBranch) feeds.use_cache_branch = past.length > 0 ? this.cacheBranchTrue : this.cacheBranchFalse;
     const fetches: Record<string, ort.Tensor | null> = { logits: null };
-    for (let i = 0; i < c.pastNames.length; i++) {
-      feeds[c.pastNames[i]] = past.set === null ? this.emptyPast[i] : this.view(past.set, i, past.length);
-      fetches[c.presentNames[i]] = this.view(out, i, total);
-    }
-    let result: ort.InferenceSession.ReturnType;
-    try {
-      result = await this.decoderSession.run(feeds, fetches);
-    } catch (e) {
-      throw new WinnowError('WINNOW_ERR_INFERENCE', `decoder failed: ${(e as Error).message}`, { cause: e, details: { pastLength: past.length, tokens: s } });
-    }
-    const logits = result.logits as ort.Tensor;
-    const data = logits.data as Float32Array;
-    const v = logits.dims[logits.dims.length - 1];
-    if (this.lastLogitsBuf.length !== v) this.lastLogitsBuf = new Float32Array(v);
-    this.lastLogitsBuf.set(data.subarray(data.length - v));
-    const keepAll = allLogits ? data : null;
-    if (!allLogits) logits.dispose();
-    return { lastLogits: this.lastLogitsBuf, allLogits: keepAll, present: new KvCache(out, total, this.kvBytesPerToken) };
+    for (let i = 0; i < c.presentNames.length; i++) fetches[c.presentNames[i]] = this.view(out, i, total);
+    const r = await this.run(feeds, fetches, past, allLogits);
+    return { ...r, present: new KvCache(out, total, this.kvBytesPerToken) };
+  }
+
+  /**
+   * The same run without fetching present.*: only the logits come back. The graph still
+   * computes the presents, but onnxruntime-node no longer copies them out (a fresh, zeroed
+   * ArrayBuffer the size of the whole cache per output), which on a long context is most of
+   * the cost of a short run. For the first answer token, whose cache is not needed yet.
+   */
+  async logitsOnly(embeds: Float32Array, positions: BigInt64Array, past: KvCache, allLogits = false): Promise<Omit<ForwardResult, 'present'>> {
+    return this.run(this.feeds(embeds, positions, past, allLogits), this.logitsFetch, past, allLogits);
   }
 
   async release(): Promise<void> {

@@ -294,3 +294,55 @@ test('budget errors and contract errors carry codes', async () => {
   await assert.rejects(LanguageModel.load(bad), { code: 'WINNOW_ERR_MODEL_CONTRACT' });
   await assert.rejects(LanguageModel.load(join(root, 'nope')), { code: 'WINNOW_ERR_MODEL_MISSING_FILE' });
 });
+
+test('deferred question cache: the last question chunk fetches only logits, and answers are unchanged', async () => {
+  for (const chunk of [4, 64]) {
+    const runs: RecordedRun[] = [];
+    const lm = await loadRecorded(dirs.shared, runs);
+    try {
+      const deferred = lm.createContext({ maxChunkTokens: chunk });
+      const eager = lm.createContext({ maxChunkTokens: chunk, deferQuestionCache: false });
+      await deferred.appendFrames(frames);
+      await eager.appendFrames(frames);
+      const video = deferred.stats.tokens;
+      const q = 'how many squares are there?';
+      const steps: string[] = [];
+      runs.length = 0;
+      const a = await deferred.ask(q, { maxNewTokens: 9, stopTokenIds: [], onText: (d) => steps.push(d) });
+      const deferredRuns = runs.splice(0);
+      const b = await eager.ask(q, { maxNewTokens: 9, stopTokenIds: [] });
+      assert.equal(a.text, b.text);
+      assert.equal(a.generatedTokens, b.generatedTokens);
+      assert.equal(steps.join(''), a.text);
+      // Question chunks before the last keep their cache; the last one asks for logits only.
+      const qRuns = Math.ceil(a.questionTokens / chunk);
+      for (let i = 0; i < qRuns - 1; i++) assert.ok(deferredRuns[i].fetches!.includes('present.0.key'));
+      const last = deferredRuns[qRuns - 1];
+      assert.deepEqual(last.fetches, ['logits']);
+      assert.equal(last.past, video + (qRuns - 1) * chunk);
+      // The first decode step feeds that chunk again plus the first answer token, from the same
+      // past, when both fit a chunk; otherwise the chunk alone first.
+      const lastLen = a.questionTokens - (qRuns - 1) * chunk;
+      const next = deferredRuns.slice(qRuns);
+      if (lastLen + 1 <= chunk) {
+        assert.equal(next[0].tokens, lastLen + 1);
+        assert.equal(next[0].past, last.past);
+        assert.deepEqual(next[0].positions.slice(0, lastLen), last.positions);
+      } else {
+        assert.deepEqual(next[0].positions, last.positions);
+        assert.equal(next[1].tokens, 1);
+      }
+      assert.ok(next.every((r) => r.fetches!.includes('present.0.key')));
+      // A one-token answer runs the question once, without any cache copy.
+      runs.length = 0;
+      await deferred.ask(q, { maxNewTokens: 1 });
+      assert.equal(runs.length, qRuns);
+      assert.deepEqual(runs[qRuns - 1].fetches, ['logits']);
+      assert.deepEqual(deferred.videoLogits(), eager.videoLogits());
+      await deferred.close();
+      await eager.close();
+    } finally {
+      await lm.close();
+    }
+  }
+});

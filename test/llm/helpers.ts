@@ -12,6 +12,8 @@ export interface RecordedRun {
   positions: number[];
   tokens: number;
   past: number;
+  /** Output names the run asked for (all outputs when the caller passed no fetches). */
+  fetches: string[] | null;
 }
 
 /**
@@ -23,6 +25,9 @@ export function recordingSession(inner: ort.InferenceSession, runs: RecordedRun[
     get(target, prop, receiver) {
       if (prop === 'run') {
         return (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+          // The runtime always passes a fetches record as the second argument.
+          const f = rest[0];
+          const fetches = f !== null && typeof f === 'object' ? Object.keys(f) : null;
           const pos = feeds.position_ids;
           const emb = feeds.inputs_embeds;
           const past = feeds['past_key_values.0.key'];
@@ -30,6 +35,7 @@ export function recordingSession(inner: ort.InferenceSession, runs: RecordedRun[
             positions: pos ? Array.from(pos.data as BigInt64Array, Number) : [],
             tokens: emb ? emb.dims[1] : 0,
             past: past ? past.dims[2] : 0,
+            fetches,
           });
           return (target.run as (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>).call(target, feeds, ...rest);
         };
