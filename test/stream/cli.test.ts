@@ -82,8 +82,9 @@ test('winnow serve flags: token, allow-path, allow-url-scheme, max-sessions, mod
     // --model / --codebook: the named model, and codebook strategies are available.
     assert.equal(created.session.model, 'winnow-tiny');
     assert.equal(created.session.limits.maxSessions, 1);
-    c.send({ type: 'session.update', event_id: 'cb', session: { pruning: { strategy: 'threshold' } } });
-    await c.wait<{ type: 'session.updated'; event_id?: string }>('session.updated', (e) => e.event_id === 'cb');
+    c.send({ type: 'session.update', event_id: 'cb', session: { pruning: { strategy: 'threshold', tau: 0.9, temporal: 0.95, minKeep: 4 } } });
+    const updated = await c.wait<{ type: 'session.updated'; event_id?: string; session: { config: { pruning: Record<string, unknown> } } }>('session.updated', (e) => e.event_id === 'cb');
+    assert.deepEqual(updated.session.config.pruning, { strategy: 'threshold', tau: 0.9, temporal: 0.95, minKeep: 4 });
 
     // --max-sessions 1: a second client is refused with 1013.
     const extra = await TestClient.connect(info.listening, { token: 'cli-test-token-1' });
@@ -105,6 +106,10 @@ test('winnow serve flags: token, allow-path, allow-url-scheme, max-sessions, mod
     c.send({ type: 'source.open', path: 'clip.mp4' });
     const ended = await c.next<{ type: 'source.ended'; reason: string; frames: number }>('source.ended', () => true, 30_000);
     assert.deepEqual([ended.reason, ended.frames], ['end', 2]);
+    // Threshold pruning with the codebook ran on them (at least minKeep tokens each, never more than all).
+    const frames = c.ofType<{ type: 'frame.processed'; kept: number; total: number }>('frame.processed');
+    assert.equal(frames.length, 2);
+    for (const f of frames) assert.ok(f.kept >= 4 && f.kept <= f.total, JSON.stringify(f));
     await c.close();
 
     s.child.kill('SIGTERM');

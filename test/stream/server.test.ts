@@ -213,6 +213,33 @@ test('jpeg input: one frame per JPEG with its capture time; live overflow keeps 
   await c.close();
 });
 
+test('context.evicted over the socket: a small KV budget drops the oldest frames and says how many', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  c.send({ type: 'session.update', session: { maxContextTokens: 512 } });
+  await c.wait('session.updated');
+  const jpeg = await sharp({ create: { width: 96, height: 72, channels: 3, background: { r: 30, g: 30, b: 200 } } }).jpeg().toBuffer();
+  c.send({ type: 'input_video.start', format: 'jpeg', live: false });
+  for (let i = 0; i < 12; i++) {
+    c.send({ type: 'input_video.frame', ptsMs: i * 1000 });
+    c.sendRaw(jpeg, true);
+  }
+  c.send({ type: 'input_video.end' });
+  const ended = await c.wait<{ type: 'source.ended'; frames: number; dropped: number }>('source.ended', () => true, 60_000);
+  assert.deepEqual([ended.frames, ended.dropped], [12, 0]);
+  const evicted = c.ofType<{ type: 'context.evicted'; frames: number; tokens: number; remainingFrames: number; oldestPtsMs: number | null }>('context.evicted');
+  assert.ok(evicted.length >= 1);
+  const gone = evicted.reduce((n, e) => n + e.frames, 0);
+  assert.ok(gone >= 1 && gone < 12);
+  for (const e of evicted) assert.ok(e.tokens >= e.frames * 49 && e.remainingFrames >= 1);
+  const last = evicted[evicted.length - 1];
+  // Frames are evicted oldest first: the oldest left is the one after the last evicted.
+  assert.equal(last.oldestPtsMs, gone * 1000);
+  // The answer sees only what is left.
+  const a = await c.ask('what color is the square?', { generation: { maxNewTokens: 3 } });
+  assert.equal(a.done.response.usage.visualTokensTotal, (12 - gone) * 49);
+  await c.close();
+});
+
 test('source.open: only files under --allow-path (no .., no symlink escape), only allowed URL schemes', { skip }, async () => {
   const c = await TestClient.connect(server.url);
   const codeOf = async (id: string): Promise<string> => (await c.wait<ErrorEvent>('error', (e) => e.error.event_id === id)).error.code;
