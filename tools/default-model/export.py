@@ -7,6 +7,7 @@ import subprocess
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from model import LmConfig, VitConfig
 from tok import Tokenizer, tokenizer_config
@@ -34,7 +35,85 @@ class EmbedExport(nn.Module):
         return self.embed(input_ids)
 
 
+def _rope_tables(pos, head_dim, theta):
+    """cos / sin [B,1,S,head_dim] for the positions of this run: computed once, shared by every layer."""
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    ang = pos.to(torch.float32).unsqueeze(-1) * inv
+    cos = torch.cat([ang.cos(), ang.cos()], -1).unsqueeze(1)
+    sin = torch.cat([ang.sin(), ang.sin()], -1).unsqueeze(1)
+    return cos, sin
+
+
+def _rotate(x, cos, sin):
+    """model.rope with precomputed tables (rotate-half convention)."""
+    h = x.shape[-1] // 2
+    return x * cos + torch.cat([-x[..., h:], x[..., :h]], -1) * sin
+
+
+def _layer(layer, x, cos, sin, mask_add, past_k, past_v):
+    """model.LmLayer.forward, arranged for inference on a long KV cache.
+
+    The cache is the expensive operand: [B, kv_heads, T, head_dim] per layer, read by both attention
+    matmuls. The training code repeats it per query head (Expand + Reshape: two full copies of the
+    cache per layer per run). Here the query heads that share a KV head are stacked along the row
+    axis instead, q [B, kv_heads, rep*S, head_dim], so each matmul reads the cache once and the only
+    other full pass over it is the Concat that writes present.* (which the contract requires).
+    """
+    c = layer.c
+    B, S, _ = x.shape
+    rep = c.num_heads // c.num_kv_heads
+    h = layer.in_norm(x)
+    q = layer.q(h).view(B, S, c.num_heads, c.head_dim).transpose(1, 2)
+    k = layer.k(h).view(B, S, c.num_kv_heads, c.head_dim).transpose(1, 2)
+    v = layer.v(h).view(B, S, c.num_kv_heads, c.head_dim).transpose(1, 2)
+    q = _rotate(q, cos, sin) * (1.0 / math.sqrt(c.head_dim))
+    k = torch.cat([past_k, _rotate(k, cos, sin)], dim=2)
+    v = torch.cat([past_v, v], dim=2)
+    # Query head g*rep + r reads KV head g, as with model.py's expand(B, kv, rep, T, hd).
+    qg = q.reshape(B, c.num_kv_heads, rep * S, c.head_dim)
+    att = torch.matmul(qg, k.transpose(-1, -2))
+    T = att.shape[-1]
+    att = (att.view(B, c.num_kv_heads, rep, S, T) + mask_add).softmax(-1)
+    o = torch.matmul(att.view(B, c.num_kv_heads, rep * S, T), v)
+    o = o.view(B, c.num_heads, S, c.head_dim).transpose(1, 2).reshape(B, S, c.num_heads * c.head_dim)
+    x = x + layer.o(o)
+    h = layer.post_norm(x)
+    x = x + layer.down(F.silu(layer.gate(h)) * layer.up(h))
+    return x, k, v
+
+
 class DecoderExport(nn.Module):
+    """decoder_model_merged: model.Lm's math (checked against it by export_all's reference outputs and
+    tools/default-model/compare_decoders.mjs), arranged for a long KV cache (see _layer)."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, inputs_embeds, attention_mask, position_ids, *past):
+        c = self.lm.c
+        B = inputs_embeds.shape[0]
+        S = inputs_embeds.shape[1]
+        past_len = past[0].shape[2]
+        T = attention_mask.shape[1]
+        # Additive mask [B,1,1,S,T], broadcast over (kv head, rep): causal inside the new tokens,
+        # padding from attention_mask. S×T values, small next to the cache.
+        i = torch.arange(S).view(S, 1) + past_len
+        j = torch.arange(T).view(1, T)
+        allowed = (j <= i).view(1, 1, 1, S, T) & (attention_mask.view(B, 1, 1, 1, T) > 0)
+        mask_add = torch.where(allowed, torch.zeros(()), torch.full((), NEG))
+        cos, sin = _rope_tables(position_ids, c.head_dim, c.rope_theta)
+        x = inputs_embeds
+        out = []
+        for n, layer in enumerate(self.lm.layers):
+            x, k, v = _layer(layer, x, cos, sin, mask_add, past[2 * n], past[2 * n + 1])
+            out += [k, v]
+        return tuple([self.lm.head(self.lm.norm(x))] + out)
+
+
+class ReferenceDecoderExport(nn.Module):
+    """model.Lm's own forward (repeats K/V per query head): exported only if DecoderExport disagrees."""
+
     def __init__(self, lm):
         super().__init__()
         self.lm = lm
@@ -56,6 +135,20 @@ class DecoderExport(nn.Module):
         return tuple(out)
 
 
+def check_decoder_export(lm, past_len=37, new=5, seed=0):
+    """Max |diff| between DecoderExport and model.Lm (logits and presents) on a random past, in PyTorch."""
+    c = lm.c
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.randn(1, new, c.hidden_size, generator=g)
+    past = [torch.randn(1, c.num_kv_heads, past_len, c.head_dim, generator=g) for _ in range(2 * c.num_layers)]
+    am = torch.ones(1, past_len + new, dtype=torch.long)
+    pos = torch.tensor([[past_len, past_len, past_len + 1, past_len + 2, past_len + 2]])[:, :new]
+    with torch.no_grad():
+        a = DecoderExport(lm)(emb, am, pos, *past)
+        b = ReferenceDecoderExport(lm)(emb, am, pos, *past)
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -74,24 +167,14 @@ def reference_pixels(b=1):
     return (0.9 * torch.sin(0.07 * x + 0.13 * y + 1.7 * c + 0.5 * bb)).float()
 
 
-def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=None, eval_meta=None):
-    model.eval()
-    onnx_dir = os.path.join(out_dir, "onnx")
-    os.makedirs(onnx_dir, exist_ok=True)
-    c = LmConfig
+def export_lm(lm, tok, onnx_dir):
+    """Writes embed_tokens.onnx and decoder_model_merged.onnx for `lm` (a model.Lm) into onnx_dir."""
+    c = lm.c
     L = c.num_layers
-    # ---- vision encoder
-    px = reference_pixels(2)
-    torch.onnx.export(
-        VisionExport(model), (px,), os.path.join(onnx_dir, "vision_encoder.onnx"),
-        input_names=["pixel_values"], output_names=["image_features", "cls_similarity"],
-        dynamic_axes={"pixel_values": {0: "batch_size"}, "image_features": {0: "batch_size"}, "cls_similarity": {0: "batch_size"}},
-        opset_version=OPSET, do_constant_folding=True,
-    )
     # ---- embed tokens
     ids = torch.tensor([[tok.bos] + tok.encode("t=0s")])
     torch.onnx.export(
-        EmbedExport(model.lm), (ids,), os.path.join(onnx_dir, "embed_tokens.onnx"),
+        EmbedExport(lm).eval(), (ids,), os.path.join(onnx_dir, "embed_tokens.onnx"),
         input_names=["input_ids"], output_names=["inputs_embeds"],
         dynamic_axes={"input_ids": {0: "batch_size", 1: "sequence_length"}, "inputs_embeds": {0: "batch_size", 1: "sequence_length"}},
         opset_version=OPSET, do_constant_folding=True,
@@ -118,10 +201,33 @@ def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=No
             out_names.append(f"present.{i}.{kv}")
             dyn[f"past_key_values.{i}.{kv}"] = {0: "batch_size", 2: "past_sequence_length"}
             dyn[f"present.{i}.{kv}"] = {0: "batch_size", 2: "total_sequence_length"}
+    diff = check_decoder_export(lm)
+    exporter = DecoderExport(lm)
+    if not diff < 1e-4:
+        # Never lose an export at the end of a training run: fall back to the training layout.
+        print(f"export: cache-friendly decoder differs from model.Lm by {diff:.2e}; exporting the reference layout")
+        exporter = ReferenceDecoderExport(lm)
     torch.onnx.export(
-        DecoderExport(model.lm), (emb, am, pos, *past), os.path.join(onnx_dir, "decoder_model_merged.onnx"),
+        exporter.eval(), (emb, am, pos, *past), os.path.join(onnx_dir, "decoder_model_merged.onnx"),
         input_names=in_names, output_names=out_names, dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True,
     )
+
+
+def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=None, eval_meta=None):
+    model.eval()
+    onnx_dir = os.path.join(out_dir, "onnx")
+    os.makedirs(onnx_dir, exist_ok=True)
+    c = LmConfig
+    L = c.num_layers
+    # ---- vision encoder
+    px = reference_pixels(2)
+    torch.onnx.export(
+        VisionExport(model).eval(), (px,), os.path.join(onnx_dir, "vision_encoder.onnx"),
+        input_names=["pixel_values"], output_names=["image_features", "cls_similarity"],
+        dynamic_axes={"pixel_values": {0: "batch_size"}, "image_features": {0: "batch_size"}, "cls_similarity": {0: "batch_size"}},
+        opset_version=OPSET, do_constant_folding=True,
+    )
+    export_lm(model.lm, tok, onnx_dir)
     # ---- configs
     vocab = len(tok.vocab)
     config = {
@@ -195,6 +301,9 @@ def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=No
     w("tokenizer.json", tok.hf_json())
     w("tokenizer_config.json", tokenizer_config())
     # ---- reference outputs (PyTorch), checked by test/model against onnxruntime-node
+    # torch.onnx.export restores the training flag of the module it was given; the wrappers are
+    # put in eval mode above, and this makes sure (BatchNorm must use its running statistics).
+    model.eval()
     with torch.no_grad():
         feats, layer = model.image_features(reference_pixels(1))
         cls_sim = model.cls_similarity(layer)
