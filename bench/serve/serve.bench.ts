@@ -3,7 +3,10 @@
 // input_video.frame, live) and asking a question every 5 s, for a fixed time. Reports frames
 // processed per second (all sessions), dropped frames, answer latency p50/p95 (response.create →
 // response.done, client side) and time to first token, and the server's RSS at start and end (from
-// its own /metrics). The server is a separate process (`winnow serve`), so client work and
+// its own /metrics). After the window each client ends its input and waits for source.ended, whose
+// counts are exact: every pushed JPEG is processed or reported dropped, so the bench also prints
+// the backlog (frames still queued when the window closed, processed after it) and checks that
+// nothing was lost (pushed = processed + dropped). The server is a separate process (`winnow serve`), so client work and
 // memory do not colour its numbers. Not part of `npm test`.
 //   node --import tsx bench/serve/serve.bench.ts [--quick] [--seconds 20] [--sessions 1,4,16]
 import { spawn, spawnSync } from 'node:child_process';
@@ -39,7 +42,11 @@ async function rssMiB(http: string): Promise<number> {
 }
 
 interface SessionResult {
+  /** frame.processed during the push window. */
   frames: number;
+  pushed: number;
+  /** From source.ended (after the window): final per-input counts. */
+  endedFrames: number;
   dropped: number;
   latencies: number[];
   ttfts: number[];
@@ -52,14 +59,21 @@ async function runSession(url: string, jpegs: Buffer[], seconds: number, offsetM
     ws.once('open', () => res());
     ws.once('error', rej);
   });
-  const r: SessionResult = { frames: 0, dropped: 0, latencies: [], ttfts: [], errors: [] };
+  const r: SessionResult = { frames: 0, pushed: 0, endedFrames: -1, dropped: 0, latencies: [], ttfts: [], errors: [] };
+  let windowOpen = true;
+  let ended: () => void = () => undefined;
+  const endedP = new Promise<void>((res) => (ended = res));
   const asked = new Map<string, number>();
   const pendingCreate: number[] = [];
   ws.on('message', (data, isBinary) => {
     if (isBinary) return;
     const e = JSON.parse(data.toString()) as { type: string; [k: string]: unknown };
-    if (e.type === 'frame.processed') r.frames++;
-    else if (e.type === 'input_video.dropped') r.dropped = Number(e.total);
+    if (e.type === 'frame.processed') r.frames += windowOpen ? 1 : 0;
+    else if (e.type === 'source.ended') {
+      r.endedFrames = Number(e.frames);
+      r.dropped = Number(e.dropped);
+      ended();
+    }
     else if (e.type === 'response.created') asked.set((e.response as { id: string }).id, pendingCreate.shift() ?? performance.now());
     else if (e.type === 'response.done') {
       const resp = e.response as { id: string; status: string; timings: { ttftMs: number } };
@@ -82,6 +96,7 @@ async function runSession(url: string, jpegs: Buffer[], seconds: number, offsetM
     send({ type: 'input_video.frame', ptsMs: i * 1000 });
     ws.send(jpegs[i % jpegs.length]);
     i++;
+    r.pushed++;
     const elapsed = performance.now() - t0;
     if (elapsed >= nextAsk) {
       nextAsk += ASK_EVERY_MS;
@@ -91,9 +106,12 @@ async function runSession(url: string, jpegs: Buffer[], seconds: number, offsetM
     }
     await new Promise((res) => setTimeout(res, Math.max(0, i * 1000 - (performance.now() - t0))));
   }
-  // Let answers in flight finish (bounded).
+  windowOpen = false;
+  send({ type: 'input_video.end' });
+  // Let answers in flight and the queued frames finish (bounded).
   const tEnd = performance.now();
   while (r.latencies.length + r.errors.length < asked.size && performance.now() - tEnd < 15_000) await new Promise((res) => setTimeout(res, 50));
+  await Promise.race([endedP, new Promise((res) => setTimeout(res, 60_000))]);
   ws.close();
   return r;
 }
@@ -128,6 +146,12 @@ async function main(): Promise<void> {
         await new Promise((res) => setTimeout(res, 500));
         const frames = results.reduce((s, x) => s + x.frames, 0);
         const dropped = results.reduce((s, x) => s + x.dropped, 0);
+        const pushed = results.reduce((s, x) => s + x.pushed, 0);
+        const unended = results.filter((x) => x.endedFrames < 0).length;
+        const endedFrames = results.reduce((s, x) => s + Math.max(0, x.endedFrames), 0);
+        // Queued when the window closed and processed after it.
+        const backlog = endedFrames - frames;
+        const lost = unended > 0 ? NaN : pushed - endedFrames - dropped;
         const lat = results.flatMap((x) => x.latencies);
         const ttft = results.flatMap((x) => x.ttfts);
         const errors = results.flatMap((x) => x.errors);
@@ -136,7 +160,10 @@ async function main(): Promise<void> {
           seconds: SECONDS,
           framesPerS: Math.round((frames / SECONDS) * 100) / 100,
           framesPerSPerSession: Math.round((frames / SECONDS / n) * 100) / 100,
+          pushed,
           dropped,
+          backlog,
+          lost,
           answers: lat.length,
           latencyP50Ms: Math.round(pct(lat, 50)),
           latencyP95Ms: Math.round(pct(lat, 95)),
@@ -146,7 +173,7 @@ async function main(): Promise<void> {
           errors: errors.length ? [...new Set(errors)].join(',') : '',
         });
         console.log(
-          `N=${String(n).padStart(2)}  frames/s ${String(rows.at(-1)!.framesPerS).padStart(6)} (${rows.at(-1)!.framesPerSPerSession}/session of 1 pushed)  dropped ${dropped}  ` +
+          `N=${String(n).padStart(2)}  frames/s ${String(rows.at(-1)!.framesPerS).padStart(6)} (${rows.at(-1)!.framesPerSPerSession}/session of 1 pushed)  pushed ${pushed} dropped ${dropped} backlog ${backlog} lost ${unended > 0 ? `? (${unended} inputs did not end)` : lost}  ` +
             `answers ${lat.length}  latency p50 ${rows.at(-1)!.latencyP50Ms} ms p95 ${rows.at(-1)!.latencyP95Ms} ms (ttft p50 ${rows.at(-1)!.ttftP50Ms} ms)  RSS ${rssStart} → ${rssEnd} MiB${errors.length ? `  errors ${rows.at(-1)!.errors}` : ''}`,
         );
       }
