@@ -62,11 +62,12 @@ class PbWriter {
 }
 
 const FLOAT = 1;
+const INT32 = 6;
 
-function valueInfo(name: string, dims: Array<number | string>): PbWriter {
+function valueInfo(name: string, dims: Array<number | string>, elemType = FLOAT): PbWriter {
   const shape = new PbWriter();
   for (const d of dims) shape.msg(1, typeof d === 'number' ? new PbWriter().int(1, d) : new PbWriter().str(2, d));
-  const tensorType = new PbWriter().int(1, FLOAT).msg(2, shape);
+  const tensorType = new PbWriter().int(1, elemType).msg(2, shape);
   return new PbWriter().str(1, name).msg(2, new PbWriter().msg(1, tensorType));
 }
 
@@ -102,6 +103,40 @@ export function buildCosineModel(codebookT: Float32Array, dim: number, count: nu
     .msg(5, floatTensor('eps', [], Float32Array.of(1e-12)))
     .msg(11, valueInfo('X', ['L', dim]))
     .msg(12, valueInfo('S', ['L', count]));
+  return new PbWriter()
+    .int(1, 8) // ir_version
+    .str(2, 'winnow')
+    .msg(7, graph)
+    .msg(8, new PbWriter().str(1, '').int(2, 13))
+    .finish();
+}
+
+/**
+ * The fused variant for max-similarity scoring: the N×P matrix never leaves onnxruntime, only
+ *   maxSim[N,1] = max_p(X·Cn^T) / max(‖x‖, 1e-12)   and   argMax[N,1] (int32)
+ * come back. Dividing after the row maximum gives bit-for-bit the maximum of the divided row
+ * (IEEE division by a positive number is monotone), so scores equal those of buildCosineModel.
+ * @param codebookT unit-normalised prototypes, TRANSPOSED: D×P row-major.
+ */
+export function buildMaxCosineModel(codebookT: Float32Array, dim: number, count: number): Uint8Array {
+  const axesAttr = new PbWriter().str(1, 'axes').ints(8, [1]).int(20, 7);
+  const keepAttr = new PbWriter().str(1, 'keepdims').int(3, 1).int(20, 2);
+  const axisAttr = new PbWriter().str(1, 'axis').int(3, 1).int(20, 2);
+  const toAttr = new PbWriter().str(1, 'to').int(3, INT32).int(20, 2);
+  const graph = new PbWriter()
+    .msg(1, node('ReduceL2', ['X'], ['norm'], [axesAttr, keepAttr]))
+    .msg(1, node('Max', ['norm', 'eps'], ['denom']))
+    .msg(1, node('MatMul', ['X', 'CT'], ['dots']))
+    .msg(1, node('ReduceMax', ['dots'], ['rowMax'], [axesAttr, keepAttr]))
+    .msg(1, node('Div', ['rowMax', 'denom'], ['maxSim']))
+    .msg(1, node('ArgMax', ['dots'], ['argMax64'], [axisAttr, keepAttr]))
+    .msg(1, node('Cast', ['argMax64'], ['argMax'], [toAttr]))
+    .str(2, 'winnow_max_cosine')
+    .msg(5, floatTensor('CT', [dim, count], codebookT))
+    .msg(5, floatTensor('eps', [], Float32Array.of(1e-12)))
+    .msg(11, valueInfo('X', ['N', dim]))
+    .msg(12, valueInfo('maxSim', ['N', 1]))
+    .msg(12, valueInfo('argMax', ['N', 1], INT32));
   return new PbWriter()
     .int(1, 8) // ir_version
     .str(2, 'winnow')

@@ -1,11 +1,12 @@
 // Nearest-prototype search: for every token of a frame, the maximum cosine similarity to the
 // codebook and the prototype reaching it. Backends:
-//  - exact/ort: one MatMul through onnxruntime (MLAS GEMM), the default; see bench/prune.
+//  - exact/ort: MatMul + row max/arg-max fused in one onnxruntime graph (MLAS GEMM), the
+//               default; several frames go through in one run; see bench/prune.
 //  - exact/js:  a register-blocked 4×4 scalar loop, for when onnxruntime is unwanted.
 //  - hnsw:      hnswlib-node, cosine space; approximate, wins only for very large codebooks.
 import type * as Ort from 'onnxruntime-node';
 import { WinnowError, throwIfAborted } from '../errors.js';
-import { buildCosineModel } from './onnx-cosine.js';
+import { buildCosineModel, buildMaxCosineModel } from './onnx-cosine.js';
 
 export type IndexBackend = 'exact' | 'hnsw' | 'auto';
 export type ExactKernel = 'ort' | 'js';
@@ -34,6 +35,13 @@ export interface PrototypeIndexOptions {
    * bench/prune on this machine.
    */
   autoHnswMinElements?: number;
+  /**
+   * Exact/ort: the most similarity-matrix elements one max-similarity run may produce. Larger
+   * inputs (several frames at once) are scored in runs of max(1, floor(this / P)) rows: one run
+   * per batch for small codebooks, while a large codebook's N×P block stays cache-sized instead
+   * of costing a fresh multi-megabyte allocation per run. Default 1 048 576 (4 MB).
+   */
+  maxBlockElements?: number;
   signal?: AbortSignal;
 }
 
@@ -178,47 +186,92 @@ export class JsExactIndex implements PrototypeIndex {
   async close(): Promise<void> {}
 }
 
-/** Exact scorer running one GEMM in onnxruntime. */
+/** Default for PrototypeIndexOptions.maxBlockElements: a 4 MB float32 similarity block. */
+export const DEFAULT_MAX_BLOCK_ELEMENTS = 1 << 20;
+
+/**
+ * Exact scorer on onnxruntime's GEMM (MLAS). Two sessions share the baked-in normalised
+ * codebook: one returns only each row's max similarity and its arg-max (the N×P block stays
+ * inside onnxruntime, no copy-out, no JS scan), one returns the whole matrix for double-softmax.
+ * Outputs are written straight into caller-owned / reused buffers.
+ */
 export class OrtExactIndex implements PrototypeIndex {
   readonly backend = 'exact' as const;
   readonly kernel = 'ort' as const;
   private closed = false;
+  /** Rows per max-similarity run, so the N×P intermediate stays cache-sized however many frames come at once. */
+  private readonly rowsPerRun: number;
+  private matrix = new Float32Array(0);
 
   private constructor(
     private readonly ort: typeof Ort,
-    private readonly session: Ort.InferenceSession,
+    private readonly maxSession: Ort.InferenceSession,
+    private readonly matrixSession: Ort.InferenceSession,
     readonly count: number,
     readonly dim: number,
-  ) {}
+    maxBlockElements: number,
+  ) {
+    this.rowsPerRun = Math.max(1, Math.floor(maxBlockElements / count));
+  }
 
-  static async create(prototypes: Float32Array, count: number, dim: number, options: { threads?: number; signal?: AbortSignal } = {}): Promise<OrtExactIndex> {
+  static async create(
+    prototypes: Float32Array,
+    count: number,
+    dim: number,
+    options: { threads?: number; maxBlockElements?: number; signal?: AbortSignal } = {},
+  ): Promise<OrtExactIndex> {
     throwIfAborted(options.signal);
+    const maxBlockElements = options.maxBlockElements ?? DEFAULT_MAX_BLOCK_ELEMENTS;
+    if (!Number.isInteger(maxBlockElements) || maxBlockElements < 1) {
+      throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `maxBlockElements must be a positive integer, got ${maxBlockElements}`);
+    }
     const ort = await import('onnxruntime-node');
+    // Normalised once here; every run reuses the transposed copy baked into both models.
     const cn = normalizeRows(prototypes, count, dim);
     const ct = new Float32Array(dim * count);
     for (let p = 0; p < count; p++) for (let k = 0; k < dim; k++) ct[k * count + p] = cn[p * dim + k];
-    const model = buildCosineModel(ct, dim, count);
-    let session: Ort.InferenceSession;
+    const sessionOptions: Ort.InferenceSession.SessionOptions = {
+      executionProviders: ['cpu'],
+      intraOpNumThreads: options.threads ?? 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    };
+    const sessions: Ort.InferenceSession[] = [];
     try {
-      session = await ort.InferenceSession.create(model, {
-        executionProviders: ['cpu'],
-        intraOpNumThreads: options.threads ?? 1,
-        interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
-      });
+      sessions.push(await ort.InferenceSession.create(buildMaxCosineModel(ct, dim, count), sessionOptions));
+      sessions.push(await ort.InferenceSession.create(buildCosineModel(ct, dim, count), sessionOptions));
     } catch (e) {
+      await Promise.all(sessions.map((s) => s.release()));
       throw new WinnowError('WINNOW_ERR_INFERENCE', 'could not create the cosine-scoring session', { cause: e });
     }
-    const index = new OrtExactIndex(ort, session, count, dim);
-    // One warm-up run so the first frame does not pay for kernel selection.
-    await index.similarityMatrix(new Float32Array(dim), 1);
+    const index = new OrtExactIndex(ort, sessions[0], sessions[1], count, dim, maxBlockElements);
+    // One warm-up run of each so the first frame does not pay for kernel selection.
+    const one = new Float32Array(dim);
+    await index.score(one, 1, { maxSim: new Float32Array(1), argMax: new Int32Array(1) });
+    await index.similarityMatrix(one, 1);
     return index;
   }
 
   async score(tokens: Float32Array, numTokens: number, out: ScoreBuffers, signal?: AbortSignal): Promise<void> {
+    throwIfAborted(signal);
+    if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'prototype index is closed');
     checkInput(tokens, numTokens, this.dim, out);
-    if (numTokens === 0) return;
-    rowMaxArgMax(await this.similarityMatrix(tokens, numTokens, signal), numTokens, this.count, out);
+    const D = this.dim;
+    const { Tensor } = this.ort;
+    for (let r0 = 0; r0 < numTokens; r0 += this.rowsPerRun) {
+      const rows = Math.min(this.rowsPerRun, numTokens - r0);
+      const x = new Tensor('float32', tokens.subarray(r0 * D, (r0 + rows) * D), [rows, D]);
+      const fetches = {
+        maxSim: new Tensor('float32', out.maxSim.subarray(r0, r0 + rows), [rows, 1]),
+        argMax: new Tensor('int32', out.argMax.subarray(r0, r0 + rows), [rows, 1]),
+      };
+      try {
+        await this.maxSession.run({ X: x }, fetches);
+      } catch (e) {
+        throw new WinnowError('WINNOW_ERR_INFERENCE', 'cosine scoring failed', { cause: e });
+      }
+      throwIfAborted(signal);
+    }
   }
 
   async similarityMatrix(tokens: Float32Array, numTokens: number, signal?: AbortSignal): Promise<Float32Array> {
@@ -226,24 +279,26 @@ export class OrtExactIndex implements PrototypeIndex {
     if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'prototype index is closed');
     checkInput(tokens, numTokens, this.dim);
     if (numTokens === 0) return new Float32Array(0);
-    const x = new this.ort.Tensor('float32', tokens.subarray(0, numTokens * this.dim), [numTokens, this.dim]);
-    let result: Ort.InferenceSession.ReturnType;
+    const n = numTokens * this.count;
+    if (this.matrix.length < n) this.matrix = new Float32Array(n);
+    const S = this.matrix.subarray(0, n);
+    const { Tensor } = this.ort;
     try {
-      result = await this.session.run({ X: x });
+      await this.matrixSession.run(
+        { X: new Tensor('float32', tokens.subarray(0, numTokens * this.dim), [numTokens, this.dim]) },
+        { S: new Tensor('float32', S, [numTokens, this.count]) },
+      );
     } catch (e) {
       throw new WinnowError('WINNOW_ERR_INFERENCE', 'cosine scoring failed', { cause: e });
     }
     throwIfAborted(signal);
-    const s = result.S;
-    const data = s.data as Float32Array;
-    s.dispose?.();
-    return data;
+    return S;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.session.release();
+    await Promise.all([this.maxSession.release(), this.matrixSession.release()]);
   }
 }
 
@@ -325,7 +380,7 @@ export async function createPrototypeIndex(prototypes: Float32Array, count: numb
   const exact: PrototypeIndex =
     (options.exactKernel ?? 'ort') === 'js'
       ? new JsExactIndex(prototypes, count, dim)
-      : await OrtExactIndex.create(prototypes, count, dim, { threads: options.threads, signal: options.signal });
+      : await OrtExactIndex.create(prototypes, count, dim, { threads: options.threads, maxBlockElements: options.maxBlockElements, signal: options.signal });
   let backend = options.backend ?? 'auto';
   if (backend === 'auto') backend = count * dim > (options.autoHnswMinElements ?? 50_000_000) ? 'hnsw' : 'exact';
   if (backend === 'exact') return exact;

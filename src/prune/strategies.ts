@@ -65,27 +65,53 @@ export function ratioStrategy(scores: ArrayLike<number>, numTokens: number, rati
  * at most L−k are kept. k = 0 (r = 1) keeps everything.
  * @param sim L×P cosine matrix, row-major.
  * @param outScores optional per-token double-softmax scores (length ≥ L).
+ * @param scratch optional reusable buffer of at least L·P + P values (callers scoring many
+ *   frames pass one so the L×P exponentials are not reallocated per frame).
  */
-export function doubleSoftmaxStrategy(sim: ArrayLike<number>, numTokens: number, numPrototypes: number, ratio: number, outScores?: Float64Array): Int32Array {
+export function doubleSoftmaxStrategy(
+  sim: ArrayLike<number>,
+  numTokens: number,
+  numPrototypes: number,
+  ratio: number,
+  outScores?: Float64Array,
+  scratch?: Float64Array,
+): Int32Array {
   const r = checkRatio(ratio, 'double-softmax');
   const L = numTokens;
   const P = numPrototypes;
   if (L === 0) return new Int32Array(0);
+  const need = L * P + P;
+  const buf = scratch && scratch.length >= need ? scratch : new Float64Array(need);
+  // Every exponential is computed once and kept (e1: over tokens, e2: one row over prototypes);
+  // the arithmetic per element is the same expression as the plain three-pass form, in float64.
+  const e1 = buf.subarray(0, L * P);
+  const e2 = buf.subarray(L * P, L * P + P);
   // Softmax over tokens (per prototype column): column max and partition sums.
   const colMax = new Float64Array(P).fill(-Infinity);
   for (let i = 0; i < L; i++) for (let p = 0; p < P; p++) if (sim[i * P + p] > colMax[p]) colMax[p] = sim[i * P + p];
   const colSum = new Float64Array(P);
-  for (let i = 0; i < L; i++) for (let p = 0; p < P; p++) colSum[p] += Math.exp(sim[i * P + p] - colMax[p]);
+  for (let i = 0; i < L; i++) {
+    const b = i * P;
+    for (let p = 0; p < P; p++) {
+      const e = Math.exp(sim[b + p] - colMax[p]);
+      e1[b + p] = e;
+      colSum[p] += e;
+    }
+  }
   const score = outScores ?? new Float64Array(L);
   for (let i = 0; i < L; i++) {
     const b = i * P;
     let rowMax = -Infinity;
     for (let p = 0; p < P; p++) if (sim[b + p] > rowMax) rowMax = sim[b + p];
     let rowSum = 0;
-    for (let p = 0; p < P; p++) rowSum += Math.exp(sim[b + p] - rowMax);
+    for (let p = 0; p < P; p++) {
+      const e = Math.exp(sim[b + p] - rowMax);
+      e2[p] = e;
+      rowSum += e;
+    }
     let best = -Infinity;
     for (let p = 0; p < P; p++) {
-      const a = (Math.exp(sim[b + p] - colMax[p]) / colSum[p]) * (Math.exp(sim[b + p] - rowMax) / rowSum);
+      const a = (e1[b + p] / colSum[p]) * (e2[p] / rowSum);
       if (a > best) best = a;
     }
     score[i] = best;

@@ -92,7 +92,8 @@ export function refRatio(s: Float64Array, r: number): number[] {
   return idx.slice(0, pythonRound(s.length * r)).sort((a, b) => a - b);
 }
 
-export function refDoubleSoftmax(S: Float64Array, L: number, P: number, r: number): number[] {
+/** Per-token double-softmax scores, three plain passes per row, float64. */
+export function refDoubleSoftmaxScores(S: ArrayLike<number>, L: number, P: number): number[] {
   const A1 = new Float64Array(L * P);
   for (let p = 0; p < P; p++) {
     let m = -Infinity;
@@ -111,6 +112,11 @@ export function refDoubleSoftmax(S: Float64Array, L: number, P: number, r: numbe
     for (let p = 0; p < P; p++) best = Math.max(best, A1[i * P + p] * (Math.exp(S[i * P + p] - m) / z));
     score.push(best);
   }
+  return score;
+}
+
+export function refDoubleSoftmax(S: ArrayLike<number>, L: number, P: number, r: number): number[] {
+  const score = refDoubleSoftmaxScores(S, L, P);
   const k = pythonRound(L * (1 - r));
   const desc = [...score].sort((a, b) => b - a);
   const kth = desc[k - 1];

@@ -161,15 +161,22 @@ test('prune() operator: order preserved, stats filled, bounded queue errors on o
       assert.equal(f.tokens.length, 4 * D);
     }
     const subject = new Subject<EncodedFrame>();
-    const done = lastValueFrom(subject.pipe(prune(pruner, { maxQueuedFrames: 2 }), toArray()));
+    const done = lastValueFrom(subject.pipe(prune(pruner, { maxQueuedFrames: 2, maxBatchFrames: 1 }), toArray()));
     for (const f of frames) subject.next(f); // synchronous burst: 1 in flight + 2 queued, then overflow
     subject.complete();
     await assert.rejects(done, (e: { code?: string }) => e.code === 'WINNOW_ERR_QUEUE_OVERFLOW');
     const dropping = new Subject<EncodedFrame>();
-    const kept = lastValueFrom(dropping.pipe(prune(pruner, { maxQueuedFrames: 2, overflow: 'drop-oldest' }), toArray()));
+    const kept = lastValueFrom(dropping.pipe(prune(pruner, { maxQueuedFrames: 2, maxBatchFrames: 1, overflow: 'drop-oldest' }), toArray()));
     for (const f of frames) dropping.next(f);
     dropping.complete();
     assert.deepEqual((await kept).map((f) => f.frame.index), [0, 4, 5]);
+    // A batch of 2 in formation + 2 queued: the 5th and 6th frames push out the 3rd and 4th.
+    const batched = new Subject<EncodedFrame>();
+    const keptBatched = lastValueFrom(batched.pipe(prune(pruner, { maxQueuedFrames: 2, maxBatchFrames: 2, overflow: 'drop-oldest' }), toArray()));
+    for (const f of frames) batched.next(f);
+    batched.complete();
+    assert.deepEqual((await keptBatched).map((f) => f.frame.index), [0, 1, 4, 5]);
+    assert.throws(() => prune(pruner, { maxBatchFrames: 0 }), (e: { code?: string }) => e.code === 'WINNOW_ERR_INVALID_ARGUMENT');
   } finally {
     await pruner.close();
   }
