@@ -49,6 +49,7 @@ interface BuildFlags {
   batch?: number;
   batchTokens?: number;
   inferenceTau?: number;
+  mergeCosine?: number | null;
   dtype: string;
   threads?: number;
   force?: boolean;
@@ -97,6 +98,16 @@ export function registerCodebookBuild(program: Command): void {
     .option('--batch <n>', 'sequences per decoder call (1 = one at a time)', int('--batch', 1))
     .option('--batch-tokens <n>', 'tokens per decoder call', int('--batch-tokens', 1))
     .option('--inference-tau <t>', 'default τ written into the codebook for threshold pruning', num('--inference-tau'))
+    .option(
+      '--merge-cosine <c>',
+      "merge prototypes whose cosine similarity to an earlier kept one is ≥ c, in (0, 1]; 'off' keeps every cluster member as the reference does (default: 0.99)",
+      (v: string): number | null => {
+        if (v === 'off') return null;
+        const n = Number(v);
+        if (!(n > 0 && n <= 1)) throw new InvalidArgumentError("--merge-cosine must be in (0, 1] or 'off'");
+        return n;
+      },
+    )
     .addOption(new Option('--dtype <dtype>', 'stored dtype').choices(['f16', 'f32']).default('f16'))
     .option('--threads <n>', 'onnxruntime threads', int('--threads', 1))
     .option('--force', 'overwrite --out if it exists')
@@ -149,6 +160,7 @@ export function registerCodebookBuild(program: Command): void {
           maxBatchSequences: flags.batch,
           maxBatchTokens: flags.batchTokens,
           inferenceTau: flags.inferenceTau,
+          mergeCosine: flags.mergeCosine,
           dtype: flags.dtype === 'f32' ? 'F32' : 'F16',
           threads: flags.threads,
           force: flags.force,
@@ -173,7 +185,8 @@ export function registerCodebookBuild(program: Command): void {
         const q = (r: Record<string, number>): string => ['p5', 'p25', 'p50', 'p75', 'p95'].map((k) => `${k} ${Number(r[k]).toPrecision(3)}`).join('  ');
         process.stdout.write(
           [
-            `wrote ${result.out}: ${result.prototypes} prototypes × ${result.dim} from ${result.images} images (${result.imagesResumed} resumed)`,
+            `wrote ${result.out}: ${result.prototypes} prototypes × ${result.dim} from ${result.images} images (${result.imagesResumed} resumed)` +
+              (result.mergeCosine !== null ? `; ${result.unmergedPrototypes} before merging near-duplicates (cosine ≥ ${result.mergeCosine})` : ''),
             `tokens ${result.tokens}: ${result.lowInfoTokens} low-information (${(100 * d.lowInfo).toFixed(1)} %), ${result.selectedTokens} kept by the per-image clustering`,
             `top prob      ${q(d.topProb)}   (${(100 * d.belowTauP).toFixed(1)} % < τp)`,
             `weighted JSD  ${q(d.jsdWeighted)}   (${(100 * d.belowTauJsd).toFixed(1)} % < τjsd)`,
