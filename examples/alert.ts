@@ -51,6 +51,8 @@ async function main(): Promise<void> {
   // The webhook receiver: one JSON body per watch result.
   const received: WatchPost[] = [];
   let alerting = false;
+  // Deliveries run concurrently and retries can reorder them: the newest video time decides the state.
+  let newestPtsMs = -1;
   const hook = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -60,9 +62,13 @@ async function main(): Promise<void> {
         received.push(post);
         const yes = /^yes\b/i.test(post.answer.trim());
         const t = `t=${Math.floor(post.ptsMs / 1000)}s`;
-        if (yes && !alerting) process.stdout.write(`ALERT ${t}: "${post.question}" -> ${post.answer}\n`);
-        else process.stdout.write(`webhook ${t}: "${post.question}" -> ${post.answer}\n`);
-        alerting = yes;
+        const late = post.ptsMs < newestPtsMs;
+        if (yes && !alerting && !late) process.stdout.write(`ALERT ${t}: "${post.question}" -> ${post.answer}\n`);
+        else process.stdout.write(`webhook ${t}${late ? ' (late)' : ''}: "${post.question}" -> ${post.answer}\n`);
+        if (!late) {
+          newestPtsMs = post.ptsMs;
+          alerting = yes;
+        }
         res.writeHead(204).end();
       } catch {
         res.writeHead(400).end();
