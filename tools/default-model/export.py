@@ -50,7 +50,7 @@ def _rotate(x, cos, sin):
     return x * cos + torch.cat([-x[..., h:], x[..., :h]], -1) * sin
 
 
-def _layer(layer, x, cos, sin, mask_add, past_k, past_v):
+def _layer(layer, x, cos, sin, mask_add, past_k, past_v, half_kv=False):
     """model.LmLayer.forward, arranged for inference on a long KV cache.
 
     The cache is the expensive operand: [B, kv_heads, T, head_dim] per layer, read by both attention
@@ -58,6 +58,8 @@ def _layer(layer, x, cos, sin, mask_add, past_k, past_v):
     cache per layer per run). Here the query heads that share a KV head are stacked along the row
     axis instead, q [B, kv_heads, rep*S, head_dim], so each matmul reads the cache once and the only
     other full pass over it is the Concat that writes present.* (which the contract requires).
+    half_kv: the cache is float16 (past in, present out); attention runs in float32 on the cache as
+    stored, so one prefill of a sequence and a prefill in pieces see the same rounded keys/values.
     """
     c = layer.c
     B, S, _ = x.shape
@@ -67,14 +69,21 @@ def _layer(layer, x, cos, sin, mask_add, past_k, past_v):
     k = layer.k(h).view(B, S, c.num_kv_heads, c.head_dim).transpose(1, 2)
     v = layer.v(h).view(B, S, c.num_kv_heads, c.head_dim).transpose(1, 2)
     q = _rotate(q, cos, sin) * (1.0 / math.sqrt(c.head_dim))
-    k = torch.cat([past_k, _rotate(k, cos, sin)], dim=2)
-    v = torch.cat([past_v, v], dim=2)
+    k = _rotate(k, cos, sin)
+    if half_kv:
+        k = torch.cat([past_k, k.half()], dim=2)
+        v = torch.cat([past_v, v.half()], dim=2)
+        ka, va = k.float(), v.float()
+    else:
+        k = torch.cat([past_k, k], dim=2)
+        v = torch.cat([past_v, v], dim=2)
+        ka, va = k, v
     # Query head g*rep + r reads KV head g, as with model.py's expand(B, kv, rep, T, hd).
     qg = q.reshape(B, c.num_kv_heads, rep * S, c.head_dim)
-    att = torch.matmul(qg, k.transpose(-1, -2))
+    att = torch.matmul(qg, ka.transpose(-1, -2))
     T = att.shape[-1]
     att = (att.view(B, c.num_kv_heads, rep, S, T) + mask_add).softmax(-1)
-    o = torch.matmul(att.view(B, c.num_kv_heads, rep * S, T), v)
+    o = torch.matmul(att.view(B, c.num_kv_heads, rep * S, T), va)
     o = o.view(B, c.num_heads, S, c.head_dim).transpose(1, 2).reshape(B, S, c.num_heads * c.head_dim)
     x = x + layer.o(o)
     h = layer.post_norm(x)
@@ -86,9 +95,10 @@ class DecoderExport(nn.Module):
     """decoder_model_merged: model.Lm's math (checked against it by export_all's reference outputs and
     tools/default-model/compare_decoders.mjs), arranged for a long KV cache (see _layer)."""
 
-    def __init__(self, lm):
+    def __init__(self, lm, half_kv=False):
         super().__init__()
         self.lm = lm
+        self.half_kv = half_kv
 
     def forward(self, inputs_embeds, attention_mask, position_ids, *past):
         c = self.lm.c
@@ -106,7 +116,7 @@ class DecoderExport(nn.Module):
         x = inputs_embeds
         out = []
         for n, layer in enumerate(self.lm.layers):
-            x, k, v = _layer(layer, x, cos, sin, mask_add, past[2 * n], past[2 * n + 1])
+            x, k, v = _layer(layer, x, cos, sin, mask_add, past[2 * n], past[2 * n + 1], self.half_kv)
             out += [k, v]
         return tuple([self.lm.head(self.lm.norm(x))] + out)
 
@@ -167,8 +177,52 @@ def reference_pixels(b=1):
     return (0.9 * torch.sin(0.07 * x + 0.13 * y + 1.7 * c + 0.5 * bb)).float()
 
 
-def export_lm(lm, tok, onnx_dir):
-    """Writes embed_tokens.onnx and decoder_model_merged.onnx for `lm` (a model.Lm) into onnx_dir."""
+def _weights_to_fp16(path_in, path_out, min_values=256):
+    """Stores the float32 initializers of an ONNX file (those with at least min_values values) as
+    float16, each read through a Cast back to float32: half the file, the same float32 compute
+    (onnxruntime folds the casts when it loads the model)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    m = onnx.load(path_in)
+    casts = []
+    for init in m.graph.initializer:
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_values:
+            continue
+        name = init.name
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name + "_fp16")
+        init.CopyFrom(half)
+        casts.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT, name=name + "_to_fp32"))
+    nodes = casts + list(m.graph.node)
+    del m.graph.node[:]
+    m.graph.node.extend(nodes)
+    onnx.save(m, path_out)
+
+
+def export_lm_fp16(lm, onnx_dir, trace_inputs, in_names, out_names, dyn):
+    """embed_tokens_fp16.onnx + decoder_model_merged_fp16.onnx: float16 weights and a float16 KV cache
+    (past_key_values.* in, present.* out); inputs_embeds and logits stay float32 and the arithmetic
+    runs in float32 (onnxruntime's CPU kernels have no float16 matmul on x86). Halves the KV cache
+    held per token and the files."""
+    emb, am, pos, past = trace_inputs
+    tmp = os.path.join(onnx_dir, "decoder_model_merged_fp16.tmp.onnx")
+    try:
+        torch.onnx.export(
+            DecoderExport(lm, half_kv=True).eval(), (emb, am, pos, *[p.half() for p in past]), tmp,
+            input_names=in_names, output_names=out_names, dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True,
+        )
+        _weights_to_fp16(tmp, os.path.join(onnx_dir, "decoder_model_merged_fp16.onnx"))
+        _weights_to_fp16(os.path.join(onnx_dir, "embed_tokens.onnx"), os.path.join(onnx_dir, "embed_tokens_fp16.onnx"))
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def export_lm(lm, tok, onnx_dir, fp16=True):
+    """Writes embed_tokens.onnx and decoder_model_merged.onnx for `lm` (a model.Lm) into onnx_dir,
+    and with fp16 the *_fp16 pair (export_lm_fp16). A failure of the optional fp16 pair is printed,
+    not raised: it must not cost the fp32 export at the end of a training run."""
     c = lm.c
     L = c.num_layers
     # ---- embed tokens
@@ -211,6 +265,14 @@ def export_lm(lm, tok, onnx_dir):
         exporter.eval(), (emb, am, pos, *past), os.path.join(onnx_dir, "decoder_model_merged.onnx"),
         input_names=in_names, output_names=out_names, dynamic_axes=dyn, opset_version=OPSET, do_constant_folding=True,
     )
+    if fp16 and isinstance(exporter, DecoderExport):
+        try:
+            export_lm_fp16(lm, onnx_dir, (emb, am, pos, past), in_names, out_names, dyn)
+        except Exception as e:  # noqa: BLE001
+            for name in ("decoder_model_merged_fp16.onnx", "embed_tokens_fp16.onnx"):
+                if os.path.exists(os.path.join(onnx_dir, name)):
+                    os.remove(os.path.join(onnx_dir, name))
+            print(f"export: fp16 variant not written: {e}")
 
 
 def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=None, eval_meta=None):
@@ -394,5 +456,12 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         lines += ["", "Videos (whole video, questions at the last frame, 1 fps, 2×2 pooled):", "", "| " + " | ".join(vf) + " |", "|" + "---|" * len(vf)]
         lines.append("| " + " | ".join(str(metrics.get("videos", {}).get(f, "-")) for f in vf) + " |")
         lines += ["", f"Counts: {json.dumps(metrics.get('counts'))}. Accuracy = exact match of the greedy answer."]
+    if os.path.exists(os.path.join(out_dir, "onnx", "decoder_model_merged_fp16.onnx")):
+        lines += [
+            "",
+            "## Variants",
+            "- `onnx/*_fp16.onnx` (dtype `fp16`): float16 weights and a float16 KV cache (`past_key_values.*`, `present.*`),",
+            "  float32 `inputs_embeds` and `logits`, float32 arithmetic. Half the KV bytes per token.",
+        ]
     lines += ["", "## Export check", f"onnxruntime-node vs PyTorch: {verify}", ""]
     open(os.path.join(out_dir, "MODEL_CARD.md"), "w").write("\n".join(lines))

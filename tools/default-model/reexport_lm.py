@@ -3,9 +3,9 @@ with the current export.py, reading the LM weights back from the folder's ONNX i
 
 Use it to give an existing model folder the current decoder layout without retraining:
     /usr/bin/python3 tools/default-model/reexport_lm.py models/winnow-tiny /tmp/out
-OUT gets onnx/embed_tokens.onnx and onnx/decoder_model_merged.onnx; the other files of SRC
-(configs, tokenizer, vision encoder) are copied unchanged.
-Then compare with: node tools/default-model/compare_decoders.mjs SRC OUT
+OUT gets onnx/embed_tokens.onnx and onnx/decoder_model_merged.onnx and their *_fp16 pair (float16
+weights and KV cache); the other files of SRC (configs, tokenizer, vision encoder) are copied unchanged.
+Then compare with: node tools/default-model/compare_decoders.mjs SRC OUT [--dtype fp16 --tol 0.05]
 """
 import argparse
 import os
