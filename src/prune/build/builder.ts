@@ -16,7 +16,7 @@ import { saveCodebook, type Codebook } from '../codebook.js';
 import { renderAnalysis } from './analyze.js';
 import { measureImage, sequencesPerImage, type ExperimentOptions } from './experiments.js';
 import { BatchedForward, buildLayout, type ForwardStats, type PromptLayout } from './forward.js';
-import { mergeNearDuplicates } from './merge.js';
+import { DEFAULT_MERGE_COSINE, mergeNearDuplicates } from './merge.js';
 import { lowInformation, quantiles, selectImageTokens, selectPrototypes, weightedJsd, type GlobalSelection, type SelectionOptions } from './select.js';
 import { planSource } from './sources.js';
 import { WorkDir, type ImageRecord } from './workdir.js';
@@ -47,13 +47,6 @@ export const REFERENCE_PARAMETERS = {
   knn: 5,
   seed: 0,
 } as const;
-
-/**
- * Default of CodebookBuildOptions.mergeCosine. On the first winnow-tiny codebook (6,015 rows) it
- * kept 89 prototypes with the same frame-question accuracy and 98.3 % of threshold decisions
- * unchanged on held-out stills; the paper's LLaVA-1.5 codebook goes 454 → 407 (codebooks/README.md).
- */
-export const DEFAULT_MERGE_COSINE = 0.99;
 
 /** Batch budget: sequences and tokens per decoder call. Not part of the result, so not in the manifest. */
 export const DEFAULT_BATCH = { maxBatchSequences: 64, maxBatchTokens: 8192 } as const;

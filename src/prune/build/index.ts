@@ -1,6 +1,6 @@
 // Public surface of the codebook builder (`winnow codebook build`).
-export { buildCodebook, loadExperimentModel, imageSelection, summarize, sha256File, analysisName, REFERENCE_PARAMETERS, DEFAULT_BATCH, DEFAULT_MERGE_COSINE } from './builder.js';
-export { mergeNearDuplicates } from './merge.js';
+export { buildCodebook, loadExperimentModel, imageSelection, summarize, sha256File, analysisName, REFERENCE_PARAMETERS, DEFAULT_BATCH } from './builder.js';
+export { mergeNearDuplicates, DEFAULT_MERGE_COSINE } from './merge.js';
 export type { MergeResult } from './merge.js';
 export type { ExperimentModel, CodebookBuildOptions, CodebookBuildParameters, CodebookBuildResult, BuildProgress, Distributions } from './builder.js';
 export { dpcKnn, seededRandom, deriveSeed } from './dpc-knn.js';
