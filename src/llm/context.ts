@@ -45,9 +45,10 @@ export interface VideoContextOptions {
    * The question's last prefill chunk runs without fetching its KV cache: the first answer
    * token needs only its logits, and copying the whole cache out of onnxruntime is most of the
    * cost of that run on a long video. When the answer goes on, that chunk is fed again together
-   * with the first answer token, this time keeping the cache. Lowers the time to first token by
-   * that copy and costs one extra pass over the cache per answer longer than one token
-   * (single-token answers and answers ending at the first token pay nothing). Default true.
+   * with the first answer token, this time keeping the cache: the same number of decoder runs as
+   * without deferral, one of which skips the copy, so it lowers the time to first token and the
+   * cost of the whole answer. The question's tokens are computed twice (cheap next to the cache).
+   * Default true.
    */
   deferQuestionCache?: boolean;
 }
