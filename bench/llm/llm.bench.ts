@@ -12,6 +12,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { LanguageModel, formatFrameMarker, type VideoContext, type VisualFrame } from '../../src/llm/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -24,6 +26,10 @@ const quick = process.argv.includes('--quick');
 const threadsArg = process.argv.indexOf('--threads');
 const threads = threadsArg > 0 ? Number(process.argv[threadsArg + 1]) : 1;
 const QUESTION = 'how many circles appeared?';
+// A full collection between timed blocks, so that one block's garbage (onnxruntime-node returns
+// every fetched present.* in a fresh buffer) is not collected on the next block's time.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
 
 function frame(ptsMs: number, kept: number, dim: number): VisualFrame {
   const tokens = new Float32Array(kept * dim);
@@ -154,8 +160,8 @@ async function main(): Promise<void> {
       longestCacheBytes = Math.max(longestCacheBytes, ctx.stats.kvBytes);
     }
     // Blocks of consecutive asks per context, blocks alternating over the contexts: load spikes
-    // hit every duration alike, and each context pays for its own garbage collection and cache
-    // warm-up (the first ask of a block is not counted) instead of the one that runs after it.
+    // hit every duration alike; each block starts after a full collection and with an uncounted
+    // warm-up ask, so it does not pay for the previous block's garbage or cache misses.
     const inc: number[][] = durations.map(() => []);
     const cpu: number[][] = durations.map(() => []);
     const cpuEager: number[][] = durations.map(() => []);
@@ -168,12 +174,14 @@ async function main(): Promise<void> {
     const perBlock = 6;
     for (let round = 0; round < (quick ? 2 : 4); round++) {
       for (let i = 0; i < ctxs.length; i++) {
+        collectGarbage();
         for (let k = 0; k <= perBlock; k++) {
           const a = await cpuOf(ctxs[i]);
           if (k === 0) continue;
           inc[i].push(a.ttftMs);
           cpu[i].push(a.cpuMs);
         }
+        collectGarbage();
         for (let k = 0; k <= perBlock; k++) {
           const a = await cpuOf(eager[i]);
           if (k > 0) cpuEager[i].push(a.cpuMs);
