@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { WinnowError, throwIfAborted } from '../errors.js';
-import { ModelFolder, encode, type EncodedFrame } from '../encode/index.js';
+import { ModelFolder, encode, type EncodedFrame, type ExecutionProviderOption } from '../encode/index.js';
 import type { Frame } from '../ingest/types.js';
 import { LanguageModel } from '../llm/index.js';
 import { Pruner, createPrototypeIndex, loadCodebook, type Codebook, type PrototypeIndex, type StrategyName } from '../prune/index.js';
@@ -30,6 +30,12 @@ export interface EngineOptions {
   codebook?: string | Codebook;
   /** onnxruntime intra-op threads per session. Default: onnxruntime's choice. */
   threads?: number;
+  /**
+   * Where the model runs: 'cpu', 'cuda' (fails with WINNOW_ERR_EXECUTION_PROVIDER when onnxruntime
+   * cannot create it) or 'auto' (CUDA when available, else CPU; `executionProviderReason` says which).
+   * Default 'auto'.
+   */
+  executionProvider?: ExecutionProviderOption;
   /** Most frames (from different sessions) one vision-encoder run takes. Default 8. */
   maxBatchFrames?: number;
   /** Answer text deltas generated per scheduling turn before other sessions get theirs. Default 4. */
@@ -206,7 +212,7 @@ export class WinnowEngine {
     else if (!options.model && existsSync(join(root, DEFAULT_CODEBOOK))) codebook = await loadCodebook(join(root, DEFAULT_CODEBOOK), { signal });
     const folder = await ModelFolder.load(modelDir, {
       signal,
-      executionProvider: 'cpu',
+      executionProvider: options.executionProvider ?? 'auto',
       ...(options.threads ? { intraOpThreads: options.threads } : {}),
     });
     let lm: LanguageModel | undefined;
@@ -221,6 +227,11 @@ export class WinnowEngine {
       await folder.close();
       throw e;
     }
+  }
+
+  /** The provider the model runs on and why ('cpu (auto: CUDA unavailable: …)', 'cuda (requested)', …). */
+  get executionProviderReason(): string {
+    return this.folder.executionProviderReason;
   }
 
   get modelName(): string {

@@ -11,6 +11,7 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { WinnowError, toWinnowError, type WinnowErrorCode } from '../errors.js';
 import type { FfmpegEnv } from '../ingest/types.js';
 import type { Codebook } from '../prune/index.js';
+import type { ExecutionProviderOption } from '../encode/index.js';
 import { BEARER_PROTOCOL_PREFIX, SourcePolicy, bearerFrom, isLoopbackHost, tokensEqual, type SourcePolicyOptions } from './access.js';
 import { WinnowEngine, packageRoot } from './engine.js';
 import { resolveLimits, type StreamLimits } from './limits.js';
@@ -37,6 +38,8 @@ export interface ServerOptions extends SourcePolicyOptions {
   model?: string;
   codebook?: string | Codebook;
   threads?: number;
+  /** Where the model runs (engine option; default 'auto': CUDA when available, else CPU). */
+  executionProvider?: ExecutionProviderOption;
   /** Serve examples/ (webcam.html) under /examples/. Default false. */
   examples?: boolean;
   webhook?: Omit<WebhookOptions, 'onFailure' | 'onDelivered'>;
@@ -619,6 +622,7 @@ export async function createServer(options: ServerOptions = {}): Promise<WinnowS
       ...(options.model ? { model: options.model } : {}),
       ...(options.codebook ? { codebook: options.codebook } : {}),
       ...(options.threads ? { threads: options.threads } : {}),
+      ...(options.executionProvider ? { executionProvider: options.executionProvider } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     }));
   const server = new WinnowServer(engine, options.engine === undefined, options);

@@ -91,4 +91,15 @@ test('winnow ask --json prints one JSON line per question; errors exit non-zero 
   const bad = cli(still, 'what?', '--model', join(dir, 'no-such-model'));
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /WINNOW_ERR_MODEL_MISSING_FILE/);
+  // The execution provider is selectable: cpu runs and says so; cuda on this CPU-only install is a
+  // typed error, never a silent CPU fallback; an unknown provider is an invalid argument.
+  const onCpu = cli(still, 'how many circles are there?', '--json', '--strategy', 'none', '--execution-provider', 'cpu');
+  assert.equal(onCpu.status, 0, onCpu.stderr);
+  assert.match(onCpu.stderr, /model on cpu \(requested\)/);
+  assert.deepEqual(JSON.parse(onCpu.stdout.trim()).answer, parsed[0].answer);
+  const cuda = cli(still, 'how many circles are there?', '--execution-provider', 'cuda');
+  assert.equal(cuda.status, 1, cuda.stderr);
+  assert.match(cuda.stderr, /WINNOW_ERR_EXECUTION_PROVIDER/);
+  const unknown = cli(still, 'how many circles are there?', '--execution-provider', 'tpu');
+  assert.equal(unknown.status, 2);
 });

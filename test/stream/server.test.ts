@@ -327,6 +327,29 @@ test('max sessions: one too many gets LIMIT_EXCEEDED and close 1013; idle sessio
   }
 });
 
+test('close(): stops accepting at once (new sockets and health checks refused) while open sessions get the shutdown notice', { skip }, async () => {
+  const s = await createServer({ port: 0, engine });
+  const url = s.url;
+  const http = url.replace(/^ws/, 'http');
+  const a = await TestClient.connect(url);
+  await a.wait('session.created');
+  assert.equal((await fetch(`${http}healthz`)).status, 200);
+  const closing = s.close();
+  assert.equal(s.close(), closing, 'idempotent: the same promise');
+  // Refused while the open session is still draining: no new session can start.
+  await assert.rejects(TestClient.connect(url));
+  const health = await fetch(`${http}healthz`).then(
+    (r) => r.status,
+    () => 'refused' as const,
+  );
+  assert.ok(health === 503 || health === 'refused', `healthz during shutdown: ${health}`);
+  await closing;
+  assert.equal(await a.closed, 1001);
+  const errs = a.ofType<ErrorEvent>('error');
+  assert.equal(errs[errs.length - 1].error.code, 'WINNOW_ERR_SHUTTING_DOWN');
+  assert.deepEqual(a.invalid, []);
+});
+
 test('heartbeats: a client that stops answering pings is dropped and its session freed', { skip }, async () => {
   const s = await createServer({ port: 0, engine, limits: { heartbeatIntervalMs: 150 } });
   try {

@@ -395,11 +395,17 @@ def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=No
         verify = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-500:]
     except Exception as e:  # noqa: BLE001
         verify = f"not run: {e}"
-    write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fingerprint, verify, model)
+    speed = None
+    try:
+        r = subprocess.run(["node", os.path.join(os.path.dirname(__file__), "speed.mjs"), out_dir, "--threads", "2"], cwd=repo, capture_output=True, text=True, timeout=600)
+        speed = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else None
+    except Exception:  # noqa: BLE001
+        speed = None
+    write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fingerprint, verify, model, speed)
     return verify
 
 
-def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fingerprint, verify, model):
+def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fingerprint, verify, model, speed=None):
     n = lambda m: sum(p.numel() for p in m.parameters())
     lines = [
         "# winnow-tiny",
@@ -452,6 +458,18 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         for key, label in (("stills_all", "all 196 tokens"), ("stills_oracle", f"oracle (object tokens, {100 * (metrics.get('oracle_kept_fraction') or 0):.1f} % kept)"), ("stills_random20", "random 20 %")):
             m = metrics.get(key, {})
             lines.append(f"| {label} | " + " | ".join(str(m.get(f, "-")) for f in fams) + " |")
+        full, orc, rnd = metrics.get("stills_all", {}), metrics.get("stills_oracle", {}), metrics.get("stills_random20", {})
+        rel = lambda a, f: f"{100 * a[f] / full[f]:.1f} %" if full.get(f) and f in a else "-"
+        drop = lambda f: f"{full[f] - rnd[f]:.1f}" if f in full and f in rnd else "-"
+        lines += [
+            "",
+            "Redundancy (targets: oracle ≥ 95 % of all-token accuracy at ≤ 20 % of tokens; random 20 % loses ≥ 10 points):",
+            "",
+            "| | " + " | ".join(fams) + " |",
+            "|---|" + "---|" * len(fams),
+            "| oracle / all tokens | " + " | ".join(rel(orc, f) for f in fams) + " |",
+            "| points lost by random 20 % | " + " | ".join(drop(f) for f in fams) + " |",
+        ]
         vf = ["V1", "V2", "V3", "V", "F1", "F2", "F3", "F4"]
         lines += ["", "Videos (whole video, questions at the last frame, 1 fps, 2×2 pooled):", "", "| " + " | ".join(vf) + " |", "|" + "---|" * len(vf)]
         lines.append("| " + " | ".join(str(metrics.get("videos", {}).get(f, "-")) for f in vf) + " |")
@@ -462,6 +480,18 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
             "## Variants",
             "- `onnx/*_fp16.onnx` (dtype `fp16`): float16 weights and a float16 KV cache (`past_key_values.*`, `present.*`),",
             "  float32 `inputs_embeds` and `logits`, float32 arithmetic. Half the KV bytes per token.",
+        ]
+    if speed:
+        v, p, d = speed["visionMsPerFrameBatch8"], speed["prefillTokensPerS"], speed["decodeTokensPerS"]
+        lines += [
+            "",
+            f"## Speed (onnxruntime-node, this CPU, {speed['threads']} threads; `node tools/default-model/speed.mjs DIR`)",
+            "",
+            "| | median | min – max | target |",
+            "|---|---|---|---|",
+            f"| vision encoder, ms/frame at batch 8 | {v['median']:.2f} | {v['min']:.2f} – {v['max']:.2f} | ≤ 15 |",
+            f"| prefill, tokens/s ({p['tokens']} tokens, empty cache) | {p['median']:,.0f} | {p['min']:,.0f} – {p['max']:,.0f} | ≥ 5,000 |",
+            f"| decode, tokens/s (one token a step after {d['context']} tokens) | {d['median']:,.0f} | {d['min']:,.0f} – {d['max']:,.0f} | ≥ 100 |",
         ]
     lines += ["", "## Export check", f"onnxruntime-node vs PyTorch: {verify}", ""]
     open(os.path.join(out_dir, "MODEL_CARD.md"), "w").write("\n".join(lines))

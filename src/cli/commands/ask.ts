@@ -29,6 +29,7 @@ export interface AskCommandOptions {
   maxNewTokens?: number;
   maxContextTokens?: number;
   threads?: number;
+  executionProvider?: 'cpu' | 'cuda' | 'auto';
   progress?: boolean;
 }
 
@@ -128,7 +129,9 @@ export class AskPipeline {
     if (!codebook && strategy === undefined) strategy = 'none';
     const { ModelFolder } = await import('../../encode/model-folder.js');
     const { LanguageModel } = await import('../../llm/model.js');
-    const folder = await ModelFolder.load(modelDir, { signal, executionProvider: 'cpu', ...(opts.threads ? { intraOpThreads: opts.threads } : {}) });
+    const folder = await ModelFolder.load(modelDir, { signal, executionProvider: opts.executionProvider ?? 'auto', ...(opts.threads ? { intraOpThreads: opts.threads } : {}) });
+    // Say where the model runs when it is not the plain CPU default (a GPU, or an explicit request).
+    if (folder.executionProvider !== 'cpu' || opts.executionProvider === 'cpu' || opts.executionProvider === 'cuda') io.log(`model on ${folder.executionProviderReason}`);
     let lm: LanguageModelT | undefined;
     try {
       lm = await LanguageModel.fromModelFolder(folder, { signal });
@@ -317,6 +320,7 @@ export function registerAsk(program: Command): void {
     .option('--max-new-tokens <n>', 'longest answer in tokens (default: the model\'s generation_config)', positiveInt('--max-new-tokens'))
     .option('--max-context-tokens <n>', 'KV-cache budget; the oldest frames are evicted beyond it', positiveInt('--max-context-tokens'))
     .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
+    .addOption(new Option('--execution-provider <ep>', 'where the model runs: cuda fails if onnxruntime cannot create it; auto (default) falls back to cpu').choices(['cpu', 'cuda', 'auto']))
     .option('--json', 'one JSON line per question')
     .option('--no-progress', 'no progress bar even on a terminal')
     .action(async (source: string, questions: string[], opts: AskCommandOptions) => {

@@ -32,6 +32,7 @@ interface ServeOptions {
   maxPayload?: number;
   maxContextTokens?: number;
   threads?: number;
+  executionProvider?: 'cpu' | 'cuda' | 'auto';
   examples?: boolean;
 }
 
@@ -54,6 +55,7 @@ export function registerServe(program: Command): void {
     .option('--max-payload <bytes>', 'largest WebSocket message (default 8388608)', positiveInt('--max-payload'))
     .option('--max-context-tokens <n>', 'KV-cache budget per session (default 4096)', positiveInt('--max-context-tokens'))
     .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
+    .addOption(new Option('--execution-provider <ep>', 'where the model runs: cuda fails if onnxruntime cannot create it, auto falls back to cpu').choices(['cpu', 'cuda', 'auto']).default('auto'))
     .addOption(new Option('--examples', 'serve examples/webcam.html at /examples/webcam.html'))
     .action(async (opts: ServeOptions) => {
       const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -75,6 +77,7 @@ export function registerServe(program: Command): void {
           ...(opts.codebook ? { codebook: opts.codebook } : {}),
           ...(token ? { token } : {}),
           ...(opts.threads ? { threads: opts.threads } : {}),
+          ...(opts.executionProvider ? { executionProvider: opts.executionProvider } : {}),
           allowPaths: opts.allowPath,
           allowUrlSchemes: opts.allowUrlScheme,
           allowWebhookOrigins: opts.allowWebhook,
@@ -93,7 +96,7 @@ export function registerServe(program: Command): void {
       const http = server.url.replace(/^ws/, 'http');
       // One machine-readable line on stdout (tests and supervisors read the port from it).
       process.stdout.write(`${JSON.stringify({ listening: server.url, metrics: `${http}metrics`, healthz: `${http}healthz`, ...(opts.examples ? { examples: `${http}examples/webcam.html` } : {}) })}\n`);
-      log(`winnow serve: listening on ${server.url} (model ${server.engine.modelName}${token ? ', token required' : ''})`);
+      log(`winnow serve: listening on ${server.url} (model ${server.engine.modelName} on ${server.engine.executionProviderReason}${token ? ', token required' : ''})`);
       let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;
