@@ -73,7 +73,7 @@ async function scenario(name: string, protos: Float32Array, P: number, D: number
     ['exact/ort (1 thread)', () => createPrototypeIndex(protos, P, D, { backend: 'exact', exactKernel: 'ort', threads: 1 }), 30],
     ['exact/js  (4×4 blocked)', () => createPrototypeIndex(protos, P, D, { backend: 'exact', exactKernel: 'js' }), L * P * D > 1e8 ? 3 : 15],
   ];
-  for (const ef of [16, 64, 200]) variants.push([`hnsw ef=${ef}`, () => createPrototypeIndex(protos, P, D, { backend: 'hnsw', hnsw: { ef } }), 5]);
+  for (const ef of [16, 64, 128, 200]) variants.push([`hnsw ef=${ef}`, () => createPrototypeIndex(protos, P, D, { backend: 'hnsw', hnsw: { ef } }), 5]);
   const ref = { maxSim: new Float32Array(L), argMax: new Int32Array(L) };
   const out = { maxSim: new Float32Array(L), argMax: new Int32Array(L) };
   console.log(`\n${name}: ${L} tokens × ${D} vs ${P} prototypes, threshold τ=${tau}`);

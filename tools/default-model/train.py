@@ -191,13 +191,23 @@ class FeatureCache:
     (float16, [frames, N, Dv]). Stage B then costs the projector + LM only: a clip of 30 frames no
     longer runs the tower 30 times per step, which roughly halves stage B on this CPU."""
 
-    def __init__(self, model, data, batch=128):
-        model.eval()
+    def __init__(self, model, data, batch=128, path=None):
         t0 = time.time()
+        # A saved cache is reused only for the very same vision tower and frame counts.
+        key = [float(sum(p.double().sum() for p in model.vit.state_dict().values())), len(data.still_rgb), len(data.video_rgb)]
+        if path and os.path.exists(path):
+            saved = torch.load(path)
+            if saved["key"] == key:
+                self.still, self.video = saved["still"], saved["video"]
+                log(f"feature cache: loaded {path}")
+                return
+        model.eval()
         self.still = self._run(model, data.still_rgb, batch)
         self.video = self._run(model, data.video_rgb, batch)
         model.train()
         log(f"feature cache: {len(self.still)} stills + {len(self.video)} video frames in {time.time()-t0:.0f}s")
+        if path:
+            torch.save({"key": key, "still": self.still, "video": self.video}, path)
 
     @staticmethod
     @torch.no_grad()
@@ -286,7 +296,7 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         groups.append({"params": list(model.vit.parameters()) + list(model.heads.parameters()), "scale": vit_lr_scale})
         params = params + groups[1]["params"]
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-    cache = FeatureCache(model, data) if cache_features else None
+    cache = FeatureCache(model, data, path=os.path.join(ckpt_dir, "feature_cache.pt") if ckpt_dir else None) if cache_features else None
     model.train()
     t0 = time.time()
     ema = {}
@@ -407,7 +417,7 @@ def main():
     ap.add_argument("--steps-a", type=int, default=1000)
     ap.add_argument("--batch-a", type=int, default=32)
     ap.add_argument("--lr-a", type=float, default=2e-3)
-    ap.add_argument("--steps-b", type=int, default=1700)
+    ap.add_argument("--steps-b", type=int, default=2200)
     ap.add_argument("--still-batch", type=int, default=16)
     ap.add_argument("--clip-batch", type=int, default=4)
     ap.add_argument("--clip-frac", type=float, default=0.5)
@@ -417,8 +427,8 @@ def main():
     ap.add_argument("--cache-features", action=argparse.BooleanOptionalAction, default=True, help="stage B: run the frozen vision tower once over all frames (needs --vit-lr-scale 0)")
     ap.add_argument("--max-stills", type=int, default=None)
     ap.add_argument("--max-videos", type=int, default=None)
-    ap.add_argument("--eval-stills", type=int, default=600)
-    ap.add_argument("--eval-videos", type=int, default=60)
+    ap.add_argument("--eval-stills", type=int, default=1000)
+    ap.add_argument("--eval-videos", type=int, default=100)
     ap.add_argument("--skip-train", action="store_true", help="export an untrained model (layout check)")
     ap.add_argument("--stop-after-a", action="store_true", help="train stage A on the stills, save WORK/stage_a.pt and exit (resume with --resume-a)")
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
