@@ -61,6 +61,20 @@ test('codebook import + inspect on llavaov-45.pt; prune with the .pt and with it
     const dflt = winnow(['prune', npy, '--codebook', out, '--json']);
     assert.equal(dflt.code, 0, dflt.stderr);
     assert.ok(lastJson<{ kept: number[] }>(dflt.stdout).kept.length <= L / 2);
+    // none keeps every token; random keeps round(L·r) distinct tokens in order, the same for the same seed.
+    const none = winnow(['prune', npy, '--codebook', out, '--strategy', 'none', '--json']);
+    assert.equal(none.code, 0, none.stderr);
+    assert.deepEqual(lastJson<{ kept: number[] }>(none.stdout).kept, Array.from({ length: L }, (_, i) => i));
+    const rnd = winnow(['prune', npy, '--codebook', out, '--strategy', 'random', '--ratio', '0.25', '--json']);
+    assert.equal(rnd.code, 0, rnd.stderr);
+    const kept = lastJson<{ kept: number[] }>(rnd.stdout).kept;
+    assert.equal(kept.length, Math.round(L * 0.25));
+    assert.ok(kept.every((k, i) => Number.isInteger(k) && k >= 0 && k < L && (i === 0 || k > kept[i - 1])));
+    assert.deepEqual(lastJson<{ kept: number[] }>(winnow(['prune', npy, '--codebook', out, '--strategy', 'random', '--ratio', '0.25', '--json']).stdout).kept, kept);
+    // An unknown strategy is refused with a stable code.
+    const bad = winnow(['prune', npy, '--codebook', out, '--strategy', 'median']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /WINNOW_ERR_INVALID_ARGUMENT/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

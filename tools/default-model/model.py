@@ -147,6 +147,18 @@ class DenseHeads(nn.Module):
         self.set_head = nn.Linear(d, NUM_CLASSES - 1)
 
 
+class ProjectorHeads(nn.Module):
+    """Linear probes on the projected (LM-width) visual tokens, training only (not exported): each
+    token's object class and patch coordinates. Without them the projector, trained from scratch by
+    the LM's loss alone, dropped the location the vision tower encodes (linear R² for x on object
+    tokens: 0.94 in the tower, 0.51 after the projector) and left/right stayed at chance."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.cls_head = nn.Linear(d, NUM_CLASSES)
+        self.xy_head = nn.Linear(d, 2)
+
+
 class Projector(nn.Module):
     def __init__(self, dv, dl):
         super().__init__()
@@ -248,6 +260,7 @@ class WinnowTiny(nn.Module):
         self.vit = Vit()
         self.heads = DenseHeads(VitConfig.hidden_size)
         self.projector = Projector(VitConfig.hidden_size, LmConfig.hidden_size)
+        self.proj_heads = ProjectorHeads(LmConfig.hidden_size)
         self.lm = Lm(LmConfig)
 
     def image_features(self, pixel_values):

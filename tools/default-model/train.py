@@ -254,13 +254,27 @@ def lm_loss(model, seqs):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
 
 
-def make_still_batch(model, tok, data, idx, rng, grad_vit=False, aux=None, cache=None):
+def proj_aux_loss(model, proj, labels, grid):
+    """Dense labels read back from the projected tokens by linear probes (ProjectorHeads)."""
+    lab = torch.from_numpy(labels).long()
+    w = torch.ones(NUM_CLASSES)
+    w[0] = 0.2
+    ph = model.proj_heads
+    coords = torch.stack(torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij"), -1).reshape(1, grid * grid, 2).float() / (grid - 1)
+    loss_cls = F.cross_entropy(ph.cls_head(proj).reshape(-1, NUM_CLASSES), lab[..., 0].reshape(-1), weight=w)
+    loss_xy = F.mse_loss(ph.xy_head(proj), coords.expand(proj.shape[0], -1, -1))
+    return loss_cls + 10.0 * loss_xy
+
+
+def make_still_batch(model, tok, data, idx, rng, grad_vit=False, aux=None, cache=None, proj_aux=None):
     if aux is not None:
         aux["labels"] = data.still_lab[idx]
     if cache is not None:
         feats = features(model, None, pool=False, cached=cache.still[torch.from_numpy(idx)])
     else:
         feats = features(model, data.still_rgb[idx], pool=False, grad_vit=grad_vit, aux=aux)
+    if proj_aux is not None:
+        proj_aux["loss"] = proj_aux_loss(model, feats, data.still_lab[idx], data.grid)
     return [still_seq(tok, feats[j], pick_still_qas(data.stills[i]["qa"], rng)) for j, i in enumerate(idx)]
 
 
@@ -279,7 +293,7 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None):
     return seqs
 
 
-def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False):
+def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt"):
     """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
     backpropagating through 30 frames costs too much here). cache_features (frozen tower only) runs the
     tower once over all training frames instead of in every step."""
@@ -290,7 +304,7 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
     model.train()
     for p in model.vit.parameters():
         p.requires_grad_(finetune)
-    params = list(model.projector.parameters()) + list(model.lm.parameters())
+    params = list(model.projector.parameters()) + list(model.lm.parameters()) + (list(model.proj_heads.parameters()) if proj_aux_weight > 0 else [])
     groups = [{"params": params, "scale": 1.0}]
     if finetune:
         groups.append({"params": list(model.vit.parameters()) + list(model.heads.parameters()), "scale": vit_lr_scale})
@@ -305,7 +319,9 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         for pg in opt.param_groups:
             pg["lr"] = lr_now * pg["scale"]
         # Videos come in after the model has learned to read single frames.
-        clip_frac = 0.0 if step < steps * 0.2 else clip_frac_max
+        if stop_at is not None and step >= stop_at:
+            break
+        clip_frac = clip_frac_max if clip_from_start or step >= steps * 0.2 else 0.0
         if len(data.videos) and rng.random() < clip_frac:
             kind = "clip"
             seqs = make_clip_batch(model, tok, data, [rng.randrange(len(data.videos)) for _ in range(clip_batch)], rng, max_frames, cache)
@@ -313,8 +329,12 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
             kind = "still"
             idx = np.array([rng.randrange(len(data.stills)) for _ in range(still_batch)])
             aux = {} if finetune else None
-            seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux, cache=cache)
+            pa = {} if proj_aux_weight > 0 else None
+            seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux, cache=cache, proj_aux=pa)
         loss = lm_loss(model, seqs)
+        if kind == "still" and proj_aux_weight > 0:
+            ema["proj_aux"] = pa["loss"].item() if "proj_aux" not in ema else 0.95 * ema["proj_aux"] + 0.05 * pa["loss"].item()
+            loss = loss + proj_aux_weight * pa["loss"]
         if kind == "still" and finetune:
             loss = loss + 0.3 * aux["loss"]
         opt.zero_grad()
@@ -323,7 +343,7 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         opt.step()
         ema[kind] = loss.item() if kind not in ema else 0.95 * ema[kind] + 0.05 * loss.item()
         if ckpt_dir and step > 0 and step % ckpt_every == 0:
-            torch.save(model.state_dict(), os.path.join(ckpt_dir, "stage_b_last.pt"))
+            torch.save(model.state_dict(), os.path.join(ckpt_dir, ckpt_name))
         if step % 50 == 0 or step == steps - 1:
             log(f"B {step}/{steps} {kind} loss {loss.item():.4f} ema {json.dumps({k: round(v, 4) for k, v in ema.items()})} lr {lr_now:.2e} {time.time()-t0:.0f}s")
 
@@ -431,6 +451,11 @@ def main():
     ap.add_argument("--eval-videos", type=int, default=100)
     ap.add_argument("--skip-train", action="store_true", help="export an untrained model (layout check)")
     ap.add_argument("--stop-after-a", action="store_true", help="train stage A on the stills, save WORK/stage_a.pt and exit (resume with --resume-a)")
+    ap.add_argument("--proj-aux", type=float, default=0.5, help="stage B phase 2: weight of the dense labels read back from the projected tokens (ProjectorHeads)")
+    ap.add_argument("--steps-b1", type=int, default=1251, help="stage B phase 1: the first steps of the --steps-b schedule, LM loss only")
+    ap.add_argument("--steps-b2", type=int, default=950, help="stage B phase 2: a fresh schedule (optimizer, warm-up, cosine from --lr-b2) with --proj-aux")
+    ap.add_argument("--lr-b2", type=float, default=7e-4)
+    ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
     ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
     args = ap.parse_args()
@@ -452,7 +477,12 @@ def main():
     elif not args.skip_train:
         data = Shards(args.shards, args.max_stills, args.max_videos)
         log(f"train data: {len(data.stills)} stills, {len(data.videos)} videos, {len(data.video_rgb)} video frames")
-        if args.resume_a:
+        if args.resume_b1:
+            # Phase-1 checkpoints may predate ProjectorHeads; those start from their seeded init.
+            missing, unexpected = model.load_state_dict(torch.load(args.resume_b1), strict=False)
+            assert not unexpected and all(k.startswith("proj_heads.") for k in missing), (missing, unexpected)
+            log("resumed stage B phase 1 from", args.resume_b1)
+        elif args.resume_a:
             model.load_state_dict(torch.load(args.resume_a))
             log("resumed stage A from", args.resume_a)
         else:
@@ -462,7 +492,14 @@ def main():
                 log("stage A done in", round(time.time() - t_start), "s")
                 return
         t_a = time.time()
-        stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, ckpt_dir=args.work, vit_lr_scale=args.vit_lr_scale, cache_features=args.cache_features)
+        common = dict(ckpt_dir=args.work, vit_lr_scale=args.vit_lr_scale, cache_features=args.cache_features)
+        if not args.resume_b1:
+            # Phase 1: the LM learns to read the frames (the first steps_b1 steps of a steps_b schedule).
+            stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, stop_at=args.steps_b1, ckpt_name="stage_b1_last.pt", **common)
+            torch.save(model.state_dict(), os.path.join(args.work, "stage_b1.pt"))
+        # Phase 2: probes on the projected tokens make the projector keep where things are (left/right,
+        # the caption's order), which phase 1 alone had dropped; videos from the first step.
+        stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data
