@@ -32,6 +32,18 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
+def class_weights():
+    """Cross-entropy weights of the 19 patch classes: background counts 0.2 (most patches are background)."""
+    w = torch.ones(NUM_CLASSES)
+    w[0] = 0.2
+    return w
+
+
+def patch_coords(g):
+    """[1, g*g, 2] (row, column) of every patch, scaled to [0, 1]."""
+    return torch.stack(torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij"), -1).reshape(1, g * g, 2).float() / (g - 1)
+
+
 # ---------------------------------------------------------------- stage A
 def stage_a(model, data, steps, batch, lr, rng):
     vit, heads = model.vit, model.heads
@@ -41,7 +53,7 @@ def stage_a(model, data, steps, batch, lr, rng):
     # Stills only: each has its own background and layout (video frames of one video share both), and
     # stage A can then start while the video shards are still being rendered (--stop-after-a).
     n_s = len(data.still_rgb)
-    coords = torch.stack(torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij"), -1).reshape(1, g * g, 2).float() / (g - 1)
+    coords = patch_coords(g)
     t0 = time.time()
     for step in range(steps):
         lr_now = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -53,8 +65,7 @@ def stage_a(model, data, steps, batch, lr, rng):
         feat, cls_final = vit(to_pixels(rgb))
         h = heads.ln(feat[:, 1:])
         cls_t, centre_t, cov_t = lab[..., 0], lab[..., 1].float(), lab[..., 2].float() / 255
-        w = torch.ones(NUM_CLASSES)
-        w[0] = 0.2
+        w = class_weights()
         loss_cls = F.cross_entropy(heads.cls_head(h).reshape(-1, NUM_CLASSES), cls_t.reshape(-1), weight=w)
         loss_ctr = F.binary_cross_entropy_with_logits(heads.centre_head(h).squeeze(-1), centre_t, pos_weight=torch.tensor(10.0))
         loss_cov = F.mse_loss(torch.sigmoid(heads.cov_head(h).squeeze(-1)), cov_t)
@@ -236,8 +247,7 @@ def features(model, rgb, pool, grad_vit=False, aux=None, cached=None):
     if aux is not None and grad_vit:
         lab = torch.from_numpy(aux["labels"]).long()
         h = model.heads.ln(patches)
-        w = torch.ones(NUM_CLASSES)
-        w[0] = 0.2
+        w = class_weights()
         aux["loss"] = F.cross_entropy(model.heads.cls_head(h).reshape(-1, NUM_CLASSES), lab[..., 0].reshape(-1), weight=w) + F.binary_cross_entropy_with_logits(
             model.heads.centre_head(h).squeeze(-1), lab[..., 1].float(), pos_weight=torch.tensor(10.0)
         )
@@ -257,10 +267,9 @@ def lm_loss(model, seqs):
 def proj_aux_loss(model, proj, labels, grid):
     """Dense labels read back from the projected tokens by linear probes (ProjectorHeads)."""
     lab = torch.from_numpy(labels).long()
-    w = torch.ones(NUM_CLASSES)
-    w[0] = 0.2
+    w = class_weights()
     ph = model.proj_heads
-    coords = torch.stack(torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij"), -1).reshape(1, grid * grid, 2).float() / (grid - 1)
+    coords = patch_coords(grid)
     loss_cls = F.cross_entropy(ph.cls_head(proj).reshape(-1, NUM_CLASSES), lab[..., 0].reshape(-1), weight=w)
     loss_xy = F.mse_loss(ph.xy_head(proj), coords.expand(proj.shape[0], -1, -1))
     return loss_cls + 10.0 * loss_xy
