@@ -373,6 +373,7 @@ export class WinnowServer {
         ...(e.error ? { error: { code: e.error.code, message: e.error.message } } : {}),
       });
     });
+    s.on('prefilled', (p) => m.prefillSeconds.observe({ kind: p.kind === 'watch' ? 'watch' : 'question' }, p.prefillMs / 1000));
     s.on('watch', (w) => conn.send({ type: 'watch.result', ...w }));
     s.on('error', (e) => conn.fail(e, undefined));
     s.on('queued', () => m.framesIn.inc());

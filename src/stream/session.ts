@@ -104,6 +104,8 @@ export interface SessionEvents {
   'source.reconnecting': { source: SourceDescription; attempt: number; delayMs: number; reason: string };
   'source.ended': SourceEnded;
   watch: WatchResult;
+  /** A question (response or standing question) was prefilled against the context. */
+  prefilled: { kind: 'response' | 'watch'; prefillMs: number; questionTokens: number };
   /** Problems not tied to a call (a frame the model could not process, a webhook that failed). */
   error: WinnowError;
   closed: { reason: string };
@@ -1092,6 +1094,7 @@ export class Session implements SchedulerClient {
       ...(error ? { error } : {}),
     };
     for (const w of job.waiters.splice(0)) w();
+    if (result) this.events.emit('prefilled', { kind: job.kind, prefillMs: result.prefillMs, questionTokens: result.questionTokens });
     if (job.kind === 'watch' && job.watchId) {
       const w = this.watches.get(job.watchId);
       if (w) w.pending = false;

@@ -46,7 +46,7 @@ test('winnow serve: a non-loopback --host without a token exits 2 before loading
   assert.match(s.stderr(), /WINNOW_ERR_INVALID_ARGUMENT/);
 });
 
-test('winnow serve flags: token, allow-path, allow-url-scheme, max-sessions, model, codebook, examples', { skip: modelSkip, timeout: 90_000 }, async () => {
+test('winnow serve flags: token, allow-path, allow-url-scheme, max-sessions, max-question-chars, max-new-tokens, model, codebook, examples', { skip: modelSkip, timeout: 90_000 }, async () => {
   const { dir, cleanup } = await tempDir('winnow-cli-serve-');
   const s = serve(
     [
@@ -55,6 +55,8 @@ test('winnow serve flags: token, allow-path, allow-url-scheme, max-sessions, mod
       '--allow-path', join(dir, 'media'),
       '--allow-url-scheme', 'rtsp,https',
       '--max-sessions', '1',
+      '--max-question-chars', '40',
+      '--max-new-tokens', '16',
       '--examples',
     ],
     // The token from the environment: --token would show in `ps`.
@@ -82,6 +84,14 @@ test('winnow serve flags: token, allow-path, allow-url-scheme, max-sessions, mod
     // --model / --codebook: the named model, and codebook strategies are available.
     assert.equal(created.session.model, 'winnow-tiny');
     assert.equal(created.session.limits.maxSessions, 1);
+    assert.equal(created.session.limits.maxNewTokens, 16);
+    // --max-question-chars 40: 41 characters are refused, the session carries on.
+    c.send({ type: 'conversation.item.create', event_id: 'long', text: 'x'.repeat(41) });
+    assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.event_id === 'long')).error.code, 'WINNOW_ERR_LIMIT_EXCEEDED');
+    assert.equal(created.session.limits.maxQuestionChars, 40);
+    // --max-new-tokens 16: a session may not ask for more.
+    c.send({ type: 'session.update', event_id: 'gen', session: { generation: { maxNewTokens: 17 } } });
+    assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.event_id === 'gen')).error.code, 'WINNOW_ERR_LIMIT_EXCEEDED');
     c.send({ type: 'session.update', event_id: 'cb', session: { pruning: { strategy: 'threshold', tau: 0.9, temporal: 0.95, minKeep: 4 } } });
     const updated = await c.wait<{ type: 'session.updated'; event_id?: string; session: { config: { pruning: Record<string, unknown> } } }>('session.updated', (e) => e.event_id === 'cb');
     assert.deepEqual(updated.session.config.pruning, { strategy: 'threshold', tau: 0.9, temporal: 0.95, minKeep: 4 });

@@ -3,7 +3,7 @@
 // standing questions with a webhook. None of these depend on answer quality.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ let allowed: string;
 let hookUrl: string;
 const hookHits: { status: number; body: Record<string, unknown> }[] = [];
 let hookServer: ReturnType<typeof createHttpServer>;
+const hangingHooks: ServerResponse[] = [];
 
 type ErrorEvent = { type: 'error'; error: { code: string; message: string; event_id: string | null } };
 
@@ -38,6 +39,11 @@ before(async () => {
   // Webhook receiver: the first delivery fails with 500 so the retry path runs.
   let calls = 0;
   hookServer = createHttpServer((req: IncomingMessage, res) => {
+    // A receiver that accepts the request and never answers.
+    if (req.url === '/hang') {
+      hangingHooks.push(res);
+      return;
+    }
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
@@ -210,6 +216,32 @@ test('jpeg input: one frame per JPEG with its capture time; live overflow keeps 
   c.send({ type: 'input_video.end' });
   assert.equal((await third).reason, 'end');
   assert.equal((await third).frames, 3);
+  await c.close();
+});
+
+test('live pushed container: keep-latest overflow with a counter, every decoded frame accounted for, the newest kept', { skip }, async () => {
+  const { mp4: long } = await renderVideo(dir, 13, 20);
+  const c = await TestClient.connect(server.url);
+  // 10 fps of a 10 fps video: 200 frames decoded far faster than the model takes them.
+  c.send({ type: 'session.update', session: { fps: 10 } });
+  await c.wait('session.updated');
+  const bytes = await readFile(long);
+  c.send({ type: 'input_video.start', format: 'mp4', live: true });
+  const endedP = c.next<{ type: 'source.ended'; frames: number; dropped: number; reason: string }>('source.ended', () => true, 60_000);
+  for (let i = 0; i < bytes.length; i += 64 * 1024) c.sendRaw(bytes.subarray(i, i + 64 * 1024), true);
+  c.send({ type: 'input_video.end' });
+  const ended = await endedP;
+  const dropped = c.ofType<{ type: 'input_video.dropped'; count: number; total: number; policy: string }>('input_video.dropped');
+  const frames = c.ofType<{ type: 'frame.processed'; ptsMs: number }>('frame.processed');
+  assert.equal(ended.reason, 'end');
+  assert.ok(dropped.length > 0 && dropped.every((d) => d.policy === 'keep-latest'), JSON.stringify(dropped));
+  const droppedSum = dropped.reduce((a, d) => a + d.count, 0);
+  assert.ok(droppedSum > 0);
+  assert.equal(ended.dropped, droppedSum);
+  assert.equal(ended.frames, frames.length);
+  assert.equal(frames.length + droppedSum, 200);
+  for (let i = 1; i < frames.length; i++) assert.ok(frames[i].ptsMs > frames[i - 1].ptsMs);
+  assert.equal(frames[frames.length - 1].ptsMs, 19_900);
   await c.close();
 });
 
@@ -467,6 +499,31 @@ test('standing question fires on video time and POSTs its webhook (retried after
   await c.close();
 });
 
+test('a webhook receiver that never answers holds up neither the frames nor the watch results', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  c.send({
+    type: 'session.update',
+    session: { watch: [{ id: 'hang', question: 'is there a red square?', everySeconds: 1, webhook: `${hookUrl}/hang` }], generation: { maxNewTokens: 4 } },
+  });
+  await c.wait('session.updated');
+  const t0 = Date.now();
+  const ended = await pushFile(c, mp4);
+  await c.wait('watch.result', (e: AnyEvent & { ptsMs?: number }) => e.ptsMs === 3000, 30_000);
+  const elapsedMs = Date.now() - t0;
+  assert.equal(ended.reason, 'end');
+  assert.equal(ended.frames, 4);
+  assert.deepEqual(c.ofType<{ type: 'watch.result'; ptsMs: number }>('watch.result').map((r) => r.ptsMs), [0, 1000, 2000, 3000]);
+  // Deliveries were made and are all still hanging (the per-attempt timeout is 5 s): had any step
+  // waited for one, four watch results could not have come back this fast.
+  const t1 = Date.now();
+  while (hangingHooks.length < 4 && Date.now() - t1 < 5_000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(hangingHooks.length, 4);
+  assert.ok(hangingHooks.every((r) => !r.writableEnded));
+  assert.ok(elapsedMs < 5_000, `stream took ${elapsedMs} ms`);
+  await c.close();
+  for (const r of hangingHooks.splice(0)) r.destroy();
+});
+
 test('/metrics (Prometheus text) and /healthz on the same port', { skip }, async () => {
   const http = server.url.replace('ws', 'http');
   const health = (await (await fetch(`${http}healthz`)).json()) as { status: string };
@@ -490,5 +547,15 @@ test('/metrics (Prometheus text) and /healthz on the same port', { skip }, async
   const processed = Number(/^winnow_frames_processed_total (\d+)/m.exec(text)?.[1]);
   assert.ok(processed >= 8);
   assert.ok(Number(/^winnow_frames_dropped_total\{policy="keep-latest"\} (\d+)/m.exec(text)?.[1]) > 0);
+  // Every processed frame, every answered question and every standing-question answer (earlier tests
+  // on this server) is one prefill observation of its kind.
+  const metric = (re: RegExp): number => Number(re.exec(text)?.[1] ?? Number.NaN);
+  assert.equal(metric(/^winnow_prefill_seconds_count\{kind="frame"\} (\d+)/m), processed);
+  const completed = metric(/^winnow_responses_total\{status="completed"\} (\d+)/m);
+  assert.ok(completed >= 1, `completed responses: ${completed}`);
+  assert.ok(metric(/^winnow_prefill_seconds_count\{kind="question"\} (\d+)/m) >= completed);
+  assert.ok(metric(/^winnow_prefill_seconds_sum\{kind="question"\} ([\d.e-]+)/m) > 0);
+  assert.ok(metric(/^winnow_prefill_seconds_count\{kind="watch"\} (\d+)/m) >= 2);
+  assert.ok(metric(/^winnow_ttft_seconds_count (\d+)/m) >= completed);
   assert.equal((await fetch(`${http}nope`)).status, 404);
 });

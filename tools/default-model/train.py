@@ -492,7 +492,9 @@ def main():
             assert not unexpected and all(k.startswith("proj_heads.") for k in missing), (missing, unexpected)
             log("resumed stage B phase 1 from", args.resume_b1)
         elif args.resume_a:
-            model.load_state_dict(torch.load(args.resume_a))
+            # Stage A never trains ProjectorHeads; older checkpoints lack them (seeded init is used).
+            missing, unexpected = model.load_state_dict(torch.load(args.resume_a), strict=False)
+            assert not unexpected and all(k.startswith("proj_heads.") for k in missing), (missing, unexpected)
             log("resumed stage A from", args.resume_a)
         else:
             stage_a(model, data, args.steps_a, args.batch_a, args.lr_a, np_rng)

@@ -31,6 +31,8 @@ interface ServeOptions {
   idleTimeoutMs?: number;
   maxPayload?: number;
   maxContextTokens?: number;
+  maxQuestionChars?: number;
+  maxNewTokens?: number;
   threads?: number;
   executionProvider?: 'cpu' | 'cuda' | 'auto';
   examples?: boolean;
@@ -54,6 +56,8 @@ export function registerServe(program: Command): void {
     .option('--idle-timeout-ms <n>', 'close sessions idle this long (default 300000)', positiveInt('--idle-timeout-ms'))
     .option('--max-payload <bytes>', 'largest WebSocket message (default 8388608)', positiveInt('--max-payload'))
     .option('--max-context-tokens <n>', 'KV-cache budget per session (default 4096)', positiveInt('--max-context-tokens'))
+    .option('--max-question-chars <n>', 'longest question or standing question, characters (default 2000)', positiveInt('--max-question-chars'))
+    .option('--max-new-tokens <n>', 'longest answer, tokens; sessions may ask for less (default 128)', positiveInt('--max-new-tokens'))
     .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
     .addOption(new Option('--execution-provider <ep>', 'where the model runs: cuda fails if onnxruntime cannot create it, auto falls back to cpu').choices(['cpu', 'cuda', 'auto']).default('auto'))
     .addOption(new Option('--examples', 'serve examples/webcam.html at /examples/webcam.html'))
@@ -67,6 +71,8 @@ export function registerServe(program: Command): void {
         ...(opts.idleTimeoutMs ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
         ...(opts.maxPayload ? { maxPayloadBytes: opts.maxPayload } : {}),
         ...(opts.maxContextTokens ? { maxContextTokens: opts.maxContextTokens } : {}),
+        ...(opts.maxQuestionChars ? { maxQuestionChars: opts.maxQuestionChars } : {}),
+        ...(opts.maxNewTokens ? { maxNewTokens: opts.maxNewTokens } : {}),
       };
       let server: Awaited<ReturnType<typeof createServer>>;
       try {
