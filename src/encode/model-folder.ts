@@ -488,6 +488,14 @@ export class ModelFolder {
     try {
       return await ort.InferenceSession.create(file, options);
     } catch (e) {
+      // A weights file (`*.onnx_data`) the model refers to is missing: name it, as for any missing file.
+      const missing = /External data path does not exist: "([^"]+)"/.exec(e instanceof Error ? e.message : '');
+      if (missing) {
+        throw new WinnowError('WINNOW_ERR_MODEL_MISSING_FILE', `${file} keeps its weights in ${missing[1]}, which does not exist`, {
+          cause: e,
+          details: { file: missing[1], model: file },
+        });
+      }
       // onnxruntime reports both unreadable and malformed models this way.
       throw new WinnowError('WINNOW_ERR_MODEL_CONTRACT', `onnxruntime cannot load ${file}: ${e instanceof Error ? e.message : String(e)}`, {
         cause: e,

@@ -1,9 +1,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadModel, ModelFolder } from '../../src/encode/index.js';
 import { isWinnowError, type WinnowError } from '../../src/errors.js';
-import { patchEncoder, buildModel } from './helpers/onnx-builder.js';
+import { patchEncoder, patchEncoderWeights, buildModel } from './helpers/onnx-builder.js';
 import { CONFIG_32, PRE_112, TempFolders } from './helpers/fixtures.js';
 
 const folders = new TempFolders();
@@ -123,6 +124,7 @@ test('the token grid comes from patch_size and the input size, so non-square inp
   await m.close();
   // Without patch_size, 112 tokens form no square grid: refused at load.
   const e = await loadError(folders.make({ vision, preprocessor: pre, config: { ...CONFIG_32, vision_config: {} } }));
+  console.log('MSG', e.message);
   assert.equal(e.code, 'WINNOW_ERR_MODEL_CONTRACT');
 });
 
@@ -148,7 +150,8 @@ test("lazily opened components are validated and shared: embed_tokens ok, a bad 
       () => assert.fail('bad decoder accepted'),
       (x: WinnowError) => x,
     );
-    assert.equal(e.code, 'WINNOW_ERR_MODEL_CONTRACT');
+    console.log('MSG', e.message);
+  assert.equal(e.code, 'WINNOW_ERR_MODEL_CONTRACT');
     assert.equal(e.details.component, 'decoder_model_merged');
   } finally {
     await m.close();
@@ -212,4 +215,29 @@ test('float16 encoders (fp16 / q4f16 exports): pixels go in as float16, tokens c
   } finally {
     await Promise.all([m32.close(), m16.close()]);
   }
+});
+
+test('weights in a *.onnx_data file beside the model (external data, as large exports ship) load and match', async () => {
+  const inline = folders.make();
+  const external = folders.make({ vision: patchEncoder({ externalWeights: 'vision_encoder.onnx_data' }) });
+  const w = patchEncoderWeights();
+  writeFileSync(join(external, 'onnx', 'vision_encoder.onnx_data'), new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
+  assert.ok(statSync(join(external, 'onnx', 'vision_encoder.onnx')).size < w.byteLength, 'the weights are not inside the .onnx');
+  const a = await loadModel(inline, { executionProvider: 'cpu', components: ['vision_encoder'] });
+  const b = await loadModel(external, { executionProvider: 'cpu', components: ['vision_encoder'] });
+  try {
+    const px = new Float32Array(3 * 112 * 112);
+    for (let i = 0; i < px.length; i++) px[i] = Math.cos(i * 0.003);
+    const [ra, rb] = await Promise.all([a.runVision(px, 1), b.runVision(px, 1)]);
+    assert.deepEqual(Array.from(rb.features[0]), Array.from(ra.features[0]));
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+  // Without its data file the model cannot load: the missing-file error, naming the data file.
+  rmSync(join(external, 'onnx', 'vision_encoder.onnx_data'));
+  const e = await loadError(external, { components: ['vision_encoder'] });
+  assert.equal(e.code, 'WINNOW_ERR_MODEL_MISSING_FILE');
+  const details = e.details as { file?: string; model?: string } | undefined;
+  assert.match(String(details?.file), /onnx[\\/]vision_encoder\.onnx_data$/);
+  assert.match(String(details?.model), /vision_encoder\.onnx$/);
 });

@@ -461,8 +461,8 @@ def main():
     ap.add_argument("--skip-train", action="store_true", help="export an untrained model (layout check)")
     ap.add_argument("--stop-after-a", action="store_true", help="train stage A on the stills, save WORK/stage_a.pt and exit (resume with --resume-a)")
     ap.add_argument("--proj-aux", type=float, default=0.5, help="stage B phase 2: weight of the dense labels read back from the projected tokens (ProjectorHeads)")
-    ap.add_argument("--steps-b1", type=int, default=1251, help="stage B phase 1: the first steps of the --steps-b schedule, LM loss only")
-    ap.add_argument("--steps-b2", type=int, default=950, help="stage B phase 2: a fresh schedule (optimizer, warm-up, cosine from --lr-b2) with --proj-aux")
+    ap.add_argument("--steps-b1", type=int, default=2200, help="stage B phase 1: the first steps of the --steps-b schedule, LM loss only")
+    ap.add_argument("--steps-b2", type=int, default=0, help="stage B phase 2 (0 = none): a fresh schedule (optimizer, warm-up, cosine from --lr-b2) with --proj-aux; the previous export needed it to keep location, the projector's cell embedding made it unnecessary")
     ap.add_argument("--lr-b2", type=float, default=7e-4)
     ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
@@ -492,9 +492,10 @@ def main():
             assert not unexpected and all(k.startswith("proj_heads.") for k in missing), (missing, unexpected)
             log("resumed stage B phase 1 from", args.resume_b1)
         elif args.resume_a:
-            # Stage A never trains ProjectorHeads; older checkpoints lack them (seeded init is used).
+            # Stage A trains neither ProjectorHeads nor the projector; checkpoints saved before those
+            # existed lack them (their seeded init is used, as in a run without --resume-a).
             missing, unexpected = model.load_state_dict(torch.load(args.resume_a), strict=False)
-            assert not unexpected and all(k.startswith("proj_heads.") for k in missing), (missing, unexpected)
+            assert not unexpected and all(k.startswith(("proj_heads.", "projector.cell")) for k in missing), (missing, unexpected)
             log("resumed stage A from", args.resume_a)
         else:
             stage_a(model, data, args.steps_a, args.batch_a, args.lr_a, np_rng)
@@ -510,7 +511,8 @@ def main():
             torch.save(model.state_dict(), os.path.join(args.work, "stage_b1.pt"))
         # Phase 2: probes on the projected tokens make the projector keep where things are (left/right,
         # the caption's order), which phase 1 alone had dropped; videos from the first step.
-        stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", **common)
+        if args.steps_b2 > 0:
+            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data

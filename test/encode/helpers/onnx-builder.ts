@@ -48,6 +48,8 @@ export interface Initializer {
   name: string;
   dims: readonly number[];
   data: Float32Array | BigInt64Array;
+  /** Store the data in a file beside the model (ONNX external data) instead of inside it. */
+  external?: { location: string; offset: number };
 }
 
 export type AttrValue = number | readonly number[] | string | { float: number };
@@ -76,12 +78,13 @@ function attribute(name: string, v: AttrValue): Field[] {
 
 function tensor(t: Initializer): Field[] {
   const isF = t.data instanceof Float32Array;
-  return [
-    ...t.dims.map((d) => fVarint(1, d)),
-    fVarint(2, isF ? 1 : 7),
-    fString(8, t.name),
-    fBytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
-  ];
+  const head = [...t.dims.map((d) => fVarint(1, d)), fVarint(2, isF ? 1 : 7), fString(8, t.name)];
+  if (t.external) {
+    // external_data (13): location / offset / length entries; data_location (14) = EXTERNAL.
+    const entry = (k: string, v: string): Field => fMsg(13, [fString(1, k), fString(2, v)]);
+    return [...head, entry('location', t.external.location), entry('offset', String(t.external.offset)), entry('length', String(t.data.byteLength)), fVarint(14, 1)];
+  }
+  return [...head, fBytes(9, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
 }
 
 export function buildModel(g: {
@@ -146,6 +149,8 @@ export function patchEncoder(opts: {
   staticDim?: boolean;
   /** float16 input and outputs (as fp16 / q4f16 exports have), float32 inside via Cast. */
   float16?: boolean;
+  /** Keep the convolution weights in this external-data file (bytes: `patchEncoderWeights`). */
+  externalWeights?: string;
 }): Uint8Array {
   const S = opts.imageSize ?? 112;
   const P = opts.patch ?? 8;
@@ -177,9 +182,16 @@ export function patchEncoder(opts: {
     inputs: [{ name: inputName, type: io, shape: ['batch', 3, SH, S] }],
     outputs,
     initializers: [
-      { name: 'W', dims: [D, 3, P, P], data: seededWeights(D * 3 * P * P, 7) },
+      { name: 'W', dims: [D, 3, P, P], data: patchEncoderWeights(opts), ...(opts.externalWeights ? { external: { location: opts.externalWeights, offset: 0 } } : {}) },
       { name: 'Bias', dims: [D], data: seededWeights(D, 11) },
       { name: 'shape', dims: [3], data: BigInt64Array.from([0n, BigInt(D), -1n]) },
     ],
   });
+}
+
+/** The convolution weights of `patchEncoder` (what its external-data file holds). */
+export function patchEncoderWeights(opts: { patch?: number; dim?: number } = {}): Float32Array {
+  const P = opts.patch ?? 8;
+  const D = opts.dim ?? 32;
+  return seededWeights(D * 3 * P * P, 7);
 }
