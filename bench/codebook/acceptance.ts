@@ -1,7 +1,8 @@
 // Acceptance of a codebook on rendered stills (default: the held-out evaluation seed 2000):
 // frame-question accuracy (F1-F4, exact match of the greedy answer) with all tokens, with
-// `threshold` pruning at the codebook's default τ (or --tau), and with `random` keeping exactly as
-// many tokens per image as threshold did (averaged over --random-seeds seeds). With --taus it only
+// codebook pruning (`--strategy threshold` at the codebook's default τ or --tau, or `--strategy
+// ratio` at --ratio; default: the codebook's default strategy), and with `random` keeping exactly as
+// many tokens per image as the codebook strategy did (averaged over --random-seeds seeds). With --taus it only
 // reports the kept fraction for each τ (used to choose τ on TRAINING images, never on these).
 //   node --import tsx bench/codebook/acceptance.ts --codebook codebooks/winnow-tiny.safetensors [--stills 200] [--seed 2000]
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
@@ -26,6 +27,8 @@ const { values: a } = parseArgs({
     seed: { type: 'string', default: '2000' },
     tau: { type: 'string' },
     taus: { type: 'string' },
+    strategy: { type: 'string' },
+    ratio: { type: 'string' },
     'random-seeds': { type: 'string', default: '3' },
     json: { type: 'boolean', default: false },
   },
@@ -38,8 +41,19 @@ if (!dir) {
 const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().slice(0, Number(a.stills));
 const folder = await ModelFolder.load(a.model as string, { executionProvider: 'cpu' });
 const lm = await LanguageModel.fromModelFolder(folder);
-const pruner = await Pruner.load({ codebook: a.codebook, strategy: 'threshold', ...(a.tau ? { tau: Number(a.tau) } : {}) });
+const probe = await Pruner.load({ codebook: a.codebook, strategy: 'threshold' });
+const strategy = a.taus ? 'threshold' : (a.strategy ?? probe.codebook?.defaults?.strategy ?? 'threshold');
+const ratioDefault = probe.codebook?.defaults?.ratio;
+await probe.close();
+if (strategy !== 'threshold' && strategy !== 'ratio') throw new Error(`--strategy must be threshold or ratio, got ${strategy}`);
+const pruner = await Pruner.load({
+  codebook: a.codebook,
+  strategy,
+  ...(a.tau ? { tau: Number(a.tau) } : {}),
+  ...(strategy === 'ratio' ? { ratio: a.ratio ? Number(a.ratio) : (ratioDefault ?? 0.1) } : {}),
+});
 const tau = a.tau ? Number(a.tau) : (pruner.codebook?.defaults?.tau as number);
+const setting = strategy === 'ratio' ? `ratio ${a.ratio ?? ratioDefault ?? 0.1}` : `threshold τ ${tau}`;
 const encoded = [];
 for (const f of files) {
   const frame = await lastValueFrom(openVideo(join(dir, f), { size: { width: 112, height: 112 }, resize: 'pad' }).pipe(take(1)));
@@ -68,7 +82,7 @@ if (a.taus) {
 interface Tally { right: number; total: number }
 const fams = ['F1', 'F2', 'F3', 'F4'] as const;
 const blank = (): Record<string, Tally> => Object.fromEntries(['F', ...fams].map((k) => [k, { right: 0, total: 0 }]));
-const acc = { full: blank(), threshold: blank(), random: blank() };
+const acc = { full: blank(), pruned: blank(), random: blank() };
 let keptSum = 0;
 const randomSeeds = Number(a['random-seeds']);
 const t0 = performance.now();
@@ -99,7 +113,7 @@ for (const [n, { file, enc }] of encoded.entries()) {
   const pf = await pruner.prune(enc);
   keptSum += pf.kept.length / enc.numTokens;
   await answer({ frame: enc.frame, tokens: enc.tokens, dim: enc.dim }, qs, acc.full, 1);
-  await answer({ frame: enc.frame, tokens: pf.tokens, dim: enc.dim }, qs, acc.threshold, 1);
+  await answer({ frame: enc.frame, tokens: pf.tokens, dim: enc.dim }, qs, acc.pruned, 1);
   for (let s = 0; s < randomSeeds; s++) {
     const kept = randomStrategy(enc.numTokens, pf.kept.length, 1000 * n + s);
     await answer({ frame: enc.frame, tokens: subset(enc.tokens, kept, enc.dim), dim: enc.dim }, qs, acc.random, 1 / randomSeeds);
@@ -108,20 +122,21 @@ for (const [n, { file, enc }] of encoded.entries()) {
 const pct = (t: Tally): number => (t.total ? (100 * t.right) / t.total : NaN);
 const result = {
   images: encoded.length,
+  setting,
   tau,
   prototypes: pruner.codebook?.count,
   keptPercent: (100 * keptSum) / encoded.length,
   accuracy: Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, Object.fromEntries(Object.entries(v).map(([f, t]) => [f, pct(t)]))])),
   questions: acc.full.F.total,
-  relativeToFull: pct(acc.threshold.F) / pct(acc.full.F),
+  relativeToFull: pct(acc.pruned.F) / pct(acc.full.F),
   seconds: (performance.now() - t0) / 1000,
 };
 if (a.json) console.log(JSON.stringify(result));
 else {
-  console.log(`images ${result.images}, frame questions ${result.questions}, codebook ${result.prototypes} prototypes, τ ${tau}`);
-  console.log(`kept tokens (threshold): ${result.keptPercent.toFixed(1)} %`);
+  console.log(`images ${result.images}, frame questions ${result.questions}, codebook ${result.prototypes} prototypes, ${setting}`);
+  console.log(`kept tokens (${setting}): ${result.keptPercent.toFixed(1)} %`);
   for (const [k, v] of Object.entries(result.accuracy)) console.log(`${k.padEnd(10)} ${['F', ...fams].map((f) => `${f} ${v[f].toFixed(1)}`).join('  ')}`);
-  console.log(`threshold / full = ${(100 * result.relativeToFull).toFixed(1)} %`);
+  console.log(`pruned / full = ${(100 * result.relativeToFull).toFixed(1)} %`);
 }
 await pruner.close();
 await lm.close();

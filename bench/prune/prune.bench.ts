@@ -3,6 +3,7 @@
 //  - a default-model frame: 196 × 128 tokens vs the shipped codebooks/winnow-tiny.safetensors,
 //    and vs the same codebook with near-duplicates merged (what `winnow codebook build` writes
 //    by default); 200 synthetic prototypes only when no codebook is shipped.
+// Then the exact/HNSW crossing for the `auto` backend on larger LLaVA-sized codebooks.
 // Prints ms/frame (median of N; wall and CPU time), the CPU-time ratio to the exact/ort path, the
 // exact/ort path with 8 frames per run, and HNSW's keep-decision agreement with exact
 // (threshold rule). Run:
@@ -110,12 +111,59 @@ async function scenario(name: string, protos: Float32Array, P: number, D: number
   }
 }
 
+/**
+ * Where `backend: 'auto'` should switch to HNSW: exact (1 thread) vs HNSW (default ef) on LLaVA-sized
+ * frames against larger codebooks made from the released one (each prototype repeated with noise,
+ * so the set stays clustered like a real codebook). Prints the per-element cost of both and the
+ * codebook size (P × D) where they would cross, to compare with the auto cutoff.
+ */
+async function crossover(base: Float32Array, P0: number, D: number, L: number, sizes: readonly number[]): Promise<void> {
+  console.log(`\nauto cutoff: exact/ort (1 thread) vs hnsw (default ef) at ${L} tokens × ${D}, codebooks grown from ${P0} prototypes`);
+  const rows: { elements: number; exact: number; hnsw: number }[] = [];
+  for (const P of sizes) {
+    const g = gaussian(P);
+    const protos = new Float32Array(P * D);
+    for (let p = 0; p < P; p++) {
+      const src = (p % P0) * D;
+      for (let k = 0; k < D; k++) protos[p * D + k] = base[src + k] + 0.02 * g();
+    }
+    const tokens = tokensFor(protos, P, D, L, 1.0);
+    const out = { maxSim: new Float32Array(L), argMax: new Int32Array(L) };
+    const exact = await createPrototypeIndex(protos, P, D, { backend: 'exact', exactKernel: 'ort', threads: 1 });
+    const te = await timeIt(() => exact.score(tokens, L, out), 3);
+    await exact.close();
+    const t0 = performance.now();
+    const hnsw = await createPrototypeIndex(protos, P, D, { backend: 'hnsw' });
+    const buildMs = performance.now() - t0;
+    const th = await timeIt(() => hnsw.score(tokens, L, out), 3);
+    await hnsw.close();
+    rows.push({ elements: P * D, exact: te.cpu, hnsw: th.cpu });
+    console.log(`  P ${String(P).padStart(6)} (${((P * D) / 1e6).toFixed(1).padStart(5)} M elements)  exact ${fmt(te)}  hnsw ${fmt(th)}  hnsw/exact ${(th.cpu / te.cpu).toFixed(2)}  (hnsw build ${(buildMs / 1000).toFixed(1)} s)`);
+  }
+  // Exact grows linearly in P; HNSW roughly with log P. Solve exact(P) = hnsw(P) on the measured span.
+  const a = rows[0];
+  const b = rows[rows.length - 1];
+  const slope = (b.exact - a.exact) / (b.elements - a.elements);
+  const hs = (b.hnsw - a.hnsw) / Math.log(b.elements / a.elements);
+  let lo = a.elements;
+  let hi = 1e10;
+  for (let i = 0; i < 100; i++) {
+    const mid = Math.sqrt(lo * hi);
+    const e = a.exact + slope * (mid - a.elements);
+    const h = a.hnsw + hs * Math.log(mid / a.elements);
+    if (e < h) lo = mid;
+    else hi = mid;
+  }
+  console.log(`  crossing (exact linear, hnsw logarithmic in P × D): ≈ ${(lo / 1e6).toFixed(0)} M elements; the auto cutoff is 50 M`);
+}
+
 if (!existsSync(seed)) {
   console.error(`missing ${seed}`);
   process.exit(1);
 }
 const cb = await loadCodebook(seed);
 await scenario('LLaVA-1.5 frame', cb.prototypes, cb.count, cb.dim, 576, 0.45, 1.0);
+await crossover(cb.prototypes, cb.count, cb.dim, 576, [2048, 8192, 16384]);
 const shipped = resolve(root, 'codebooks', 'winnow-tiny.safetensors');
 if (existsSync(shipped)) {
   const tiny = await loadCodebook(shipped);

@@ -1,7 +1,7 @@
 // The bundled codebook against the bundled model, on tokens the model really produces (rendered
 // stills, decoded by ffmpeg, encoded by the vision encoder): it belongs to this encoder
 // (fingerprint), `auto` picks the exact scorer for it, and HNSW at its default ef agrees with the
-// exact scorer on ≥ 99.9 % of threshold keep decisions at the codebook's default τ.
+// exact scorer on ≥ 99.9 % of keep decisions at the codebook's default τ and default ratio.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -20,8 +20,11 @@ test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW a
   const sha = createHash('sha256').update(readFileSync(join(MODEL_DIR, 'onnx', 'vision_encoder.onnx'))).digest('hex');
   assert.equal(cb.model?.visionEncoderSha256, sha, 'the codebook was built for the bundled vision encoder');
   const tau = cb.defaults?.tau;
-  assert.equal(cb.defaults?.strategy, 'threshold');
+  const ratio = cb.defaults?.ratio;
+  const strategy = cb.defaults?.strategy;
+  assert.ok(strategy === 'threshold' || strategy === 'ratio', `default strategy ${strategy}`);
   assert.ok(tau !== undefined && tau > 0 && tau < 1);
+  if (strategy === 'ratio') assert.ok(ratio !== undefined && ratio > 0 && ratio <= 0.2, `default ratio ${ratio}`);
   const folder = await loadModel(MODEL_DIR, { executionProvider: 'cpu', components: ['vision_encoder'] });
   const { dir, files } = await renderStills(12, 17);
   const auto = await createPrototypeIndex(cb.prototypes, cb.count, cb.dim);
@@ -31,6 +34,9 @@ test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW a
     let agree = 0;
     let total = 0;
     let keptExact = 0;
+    let ratioAgree = 0;
+    // The ratio rule keeps the round(L·r) lowest scores: the same set from both backends?
+    const lowest = (s: Float32Array, k: number): Set<number> => new Set(Array.from(s.keys()).sort((x, y) => s[x] - s[y] || x - y).slice(0, k));
     for (const f of files) {
       const enc = await encodeFile(folder, f);
       const L = enc.numTokens;
@@ -45,8 +51,15 @@ test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW a
         assert.ok(b.maxSim[i] <= a.maxSim[i] + 1e-5);
       }
       total += L;
+      if (ratio !== undefined) {
+        const k = Math.round(L * ratio);
+        const ka = lowest(a.maxSim, k);
+        const kb = lowest(b.maxSim, k);
+        for (let i = 0; i < L; i++) if (ka.has(i) === kb.has(i)) ratioAgree++;
+      }
     }
-    assert.ok(agree / total >= 0.999, `HNSW agreement ${agree}/${total}`);
+    assert.ok(agree / total >= 0.999, `HNSW agreement (threshold τ ${tau}) ${agree}/${total}`);
+    if (ratio !== undefined) assert.ok(ratioAgree / total >= 0.999, `HNSW agreement (ratio ${ratio}) ${ratioAgree}/${total}`);
     // The codebook prunes: most tokens of these scenes are background and go.
     assert.ok(keptExact / total < 0.5, `kept ${keptExact}/${total}`);
   } finally {

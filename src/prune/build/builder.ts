@@ -355,7 +355,10 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
     }
     const rows = new Float32Array(picked.length * dim);
     picked.forEach((src, k) => rows.set(all.subarray(src * dim, (src + 1) * dim), k * dim));
+    // The global DPC-KNN is quadratic in the token count (tens of minutes for ~50k tokens on 2 cores): say so before it starts.
+    log(`global selection: ${picked.length} tokens kept by the per-image clustering (${lowInfoTokens} low-information) from ${records.length} images; DPC-KNN cost grows with the square of the token count`);
     const g = selectPrototypes(rows, picked.length, dim, imageOfRow, params);
+    log(`global selection: ${g.rows.length} prototypes in ${((performance.now() - t2) / 1000).toFixed(1)} s`);
     let protoRows = g.rows;
     if (mergeCosine !== null && protoRows.length > 0) {
       const members = new Float32Array(protoRows.length * dim);
