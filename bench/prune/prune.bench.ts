@@ -154,7 +154,7 @@ async function crossover(base: Float32Array, P0: number, D: number, L: number, s
     if (e < h) lo = mid;
     else hi = mid;
   }
-  console.log(`  crossing (exact linear, hnsw logarithmic in P × D): ≈ ${(lo / 1e6).toFixed(0)} M elements; the auto cutoff is 50 M`);
+  console.log(`  crossing (exact linear, hnsw logarithmic in P × D): ≈ ${(lo / 1e6).toFixed(0)} M elements; the auto cutoff is 40 M`);
 }
 
 if (!existsSync(seed)) {

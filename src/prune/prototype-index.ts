@@ -35,8 +35,9 @@ export interface PrototypeIndexOptions {
   hnsw?: HnswOptions;
   /**
    * `auto` switches to HNSW when prototypes × width exceeds this many elements. Default
-   * 50 000 000 (about 12 000 prototypes of width 4096): below it the exact GEMM was faster in
-   * bench/prune on this machine.
+   * 40 000 000 (about 10 000 prototypes of width 4096): bench/prune measured the crossing at
+   * ≈ 43 M on this machine (LLaVA-sized frames, 1 thread: exact 433 ms vs HNSW 580 ms at 33.6 M,
+   * 892 ms vs 585 ms at 67 M).
    */
   autoHnswMinElements?: number;
   /**
@@ -386,7 +387,7 @@ export async function createPrototypeIndex(prototypes: Float32Array, count: numb
       ? new JsExactIndex(prototypes, count, dim)
       : await OrtExactIndex.create(prototypes, count, dim, { threads: options.threads, maxBlockElements: options.maxBlockElements, signal: options.signal });
   let backend = options.backend ?? 'auto';
-  if (backend === 'auto') backend = count * dim > (options.autoHnswMinElements ?? 50_000_000) ? 'hnsw' : 'exact';
+  if (backend === 'auto') backend = count * dim > (options.autoHnswMinElements ?? 40_000_000) ? 'hnsw' : 'exact';
   if (backend === 'exact') return exact;
   return HnswIndex.create(prototypes, count, dim, { ...options.hnsw, exact, signal: options.signal });
 }
