@@ -2,7 +2,7 @@
 // file/URL), a bounded frame queue, a pruner and a VideoContext, questions answered on the frames
 // so far, and standing questions. The WebSocket server is a thin translation of this class; the
 // library API (`createSession`) is this class.
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { Subject, type Subscription } from 'rxjs';
 import sharp from 'sharp';
@@ -241,6 +241,8 @@ interface Job {
   watchId?: string;
   maxNewTokens: number;
   temperature: number;
+  /** Sampling seed of this answer (used when temperature > 0). */
+  seed: number;
   createdAt: number;
   startedAt?: number;
   firstDeltaAt?: number;
@@ -1017,6 +1019,9 @@ export class Session implements SchedulerClient {
       kind,
       maxNewTokens,
       temperature,
+      // A fresh seed per answer: with the library's fixed default every sampled answer to the same
+      // question on the same context would be the same one.
+      seed: randomInt(0, 2 ** 31 - 1),
       createdAt: performance.now(),
       ac: new AbortController(),
       text: '',
@@ -1140,7 +1145,7 @@ export class Session implements SchedulerClient {
       if (!job.gen) {
         job.startedAt = performance.now();
         job.usage = { kept: this.keptInWindow, total: this.totalInWindow, ptsMs: this.lastPts ?? 0, frames: this.window.length };
-        job.gen = this.ctx.askStream(job.question, { signal: job.ac.signal, maxNewTokens: job.maxNewTokens, temperature: job.temperature });
+        job.gen = this.ctx.askStream(job.question, { signal: job.ac.signal, maxNewTokens: job.maxNewTokens, temperature: job.temperature, seed: job.seed });
       }
       for (let i = 0; i < maxDeltas; i++) {
         const r = await job.gen.next();

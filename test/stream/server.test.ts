@@ -245,6 +245,28 @@ test('live pushed container: keep-latest overflow with a counter, every decoded 
   await c.close();
 });
 
+test('session.update generation.temperature: 0 answers the same every time, a high temperature samples; bad values are refused', { skip }, async () => {
+  const c = await TestClient.connect(server.url);
+  await pushFile(c, mp4);
+  c.send({ type: 'session.update', event_id: 'neg', session: { generation: { temperature: -1 } } });
+  assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.event_id === 'neg')).error.code, 'WINNOW_ERR_PROTOCOL');
+  c.send({ type: 'session.update', event_id: 't0', session: { generation: { temperature: 0, maxNewTokens: 6 } } });
+  const u0 = await c.wait<{ type: 'session.updated'; event_id?: string; session: { config: { generation: { temperature: number } } } }>('session.updated', (e) => e.event_id === 't0');
+  assert.equal(u0.session.config.generation.temperature, 0);
+  const greedy = new Set<string>();
+  for (let i = 0; i < 3; i++) greedy.add((await c.ask('how many circles appeared?')).text);
+  assert.equal(greedy.size, 1, [...greedy].join(' | '));
+  c.send({ type: 'session.update', event_id: 'over', session: { generation: { temperature: 50 } } });
+  assert.equal((await c.wait<ErrorEvent>('error', (e) => e.error.event_id === 'over')).error.code, 'WINNOW_ERR_PROTOCOL');
+  // The highest temperature flattens the distribution: eight answers of up to 6 tokens do not all agree.
+  c.send({ type: 'session.update', event_id: 'hot', session: { generation: { temperature: 5 } } });
+  await c.wait('session.updated', (e: AnyEvent & { event_id?: string }) => e.event_id === 'hot');
+  const sampled = new Set<string>();
+  for (let i = 0; i < 8; i++) sampled.add((await c.ask('how many circles appeared?')).text);
+  assert.ok(sampled.size >= 2, [...sampled].join(' | '));
+  await c.close();
+});
+
 test('context.evicted over the socket: a small KV budget drops the oldest frames and says how many', { skip }, async () => {
   const c = await TestClient.connect(server.url);
   c.send({ type: 'session.update', session: { maxContextTokens: 512 } });
