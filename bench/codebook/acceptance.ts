@@ -14,7 +14,7 @@ import { lastValueFrom, of, take } from 'rxjs';
 import { ModelFolder, encode } from '../../src/encode/index.js';
 import { openVideo } from '../../src/ingest/index.js';
 import { LanguageModel, type VisualFrame } from '../../src/llm/index.js';
-import { Pruner, randomStrategy } from '../../src/prune/index.js';
+import { Pruner, loadCodebook, randomStrategy } from '../../src/prune/index.js';
 import { writeDataset } from '../../src/synth/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -41,19 +41,13 @@ if (!dir) {
 const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().slice(0, Number(a.stills));
 const folder = await ModelFolder.load(a.model as string, { executionProvider: 'cpu' });
 const lm = await LanguageModel.fromModelFolder(folder);
-const probe = await Pruner.load({ codebook: a.codebook, strategy: 'threshold' });
-const strategy = a.taus ? 'threshold' : (a.strategy ?? probe.codebook?.defaults?.strategy ?? 'threshold');
-const ratioDefault = probe.codebook?.defaults?.ratio;
-await probe.close();
+const codebook = await loadCodebook(a.codebook as string);
+const strategy = a.taus ? 'threshold' : (a.strategy ?? codebook.defaults?.strategy ?? 'threshold');
 if (strategy !== 'threshold' && strategy !== 'ratio') throw new Error(`--strategy must be threshold or ratio, got ${strategy}`);
-const pruner = await Pruner.load({
-  codebook: a.codebook,
-  strategy,
-  ...(a.tau ? { tau: Number(a.tau) } : {}),
-  ...(strategy === 'ratio' ? { ratio: a.ratio ? Number(a.ratio) : (ratioDefault ?? 0.1) } : {}),
-});
-const tau = a.tau ? Number(a.tau) : (pruner.codebook?.defaults?.tau as number);
-const setting = strategy === 'ratio' ? `ratio ${a.ratio ?? ratioDefault ?? 0.1}` : `threshold τ ${tau}`;
+// τ and r default to the codebook's own (the Pruner reads them from its metadata).
+const pruner = await Pruner.load({ codebook, strategy, ...(a.tau ? { tau: Number(a.tau) } : {}), ...(a.ratio ? { ratio: Number(a.ratio) } : {}) });
+const tau = a.tau ? Number(a.tau) : (codebook.defaults?.tau as number);
+const setting = strategy === 'ratio' ? `ratio ${pruner.ratio}` : `threshold τ ${tau}`;
 const encoded = [];
 for (const f of files) {
   const frame = await lastValueFrom(openVideo(join(dir, f), { size: { width: 112, height: 112 }, resize: 'pad' }).pipe(take(1)));

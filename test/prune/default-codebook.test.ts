@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { loadModel } from '../../src/encode/index.js';
 import { loadCodebook } from '../../src/prune/codebook.js';
 import { createPrototypeIndex } from '../../src/prune/prototype-index.js';
+import { ratioStrategy } from '../../src/prune/strategies.js';
 import { MODEL_DIR, encodeFile, renderStills, repoRoot } from '../codebook/helpers.js';
 
 const CODEBOOK = join(repoRoot, 'codebooks', 'winnow-tiny.safetensors');
@@ -35,8 +36,6 @@ test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW a
     let total = 0;
     let keptExact = 0;
     let ratioAgree = 0;
-    // The ratio rule keeps the round(L·r) lowest scores: the same set from both backends?
-    const lowest = (s: Float32Array, k: number): Set<number> => new Set(Array.from(s.keys()).sort((x, y) => s[x] - s[y] || x - y).slice(0, k));
     for (const f of files) {
       const enc = await encodeFile(folder, f);
       const L = enc.numTokens;
@@ -52,9 +51,9 @@ test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW a
       }
       total += L;
       if (ratio !== undefined) {
-        const k = Math.round(L * ratio);
-        const ka = lowest(a.maxSim, k);
-        const kb = lowest(b.maxSim, k);
+        // The ratio rule on both backends' scores: the same kept set?
+        const ka = new Set(ratioStrategy(a.maxSim, L, ratio));
+        const kb = new Set(ratioStrategy(b.maxSim, L, ratio));
         for (let i = 0; i < L; i++) if (ka.has(i) === kb.has(i)) ratioAgree++;
       }
     }
