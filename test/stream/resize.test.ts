@@ -1,0 +1,136 @@
+// session.update `resize` end to end: wide inputs built so that exactly one fitting mode recovers the
+// original square scene. A video stretched 3x horizontally is the scene again under `stretch`; the
+// scene with grey bars beside it is the scene again under `crop`. Pushed over the socket (mp4 goes
+// through ffmpeg's scale filter, JPEG through sharp), the right mode must answer like the square
+// original, and the default `pad` (which letterboxes the whole wide frame) must not.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
+import type { VideoTruth } from '../../src/synth/index.js';
+import { TestClient, modelSkip, pushFile, renderVideo, sharedEngine, tempDir } from './helpers.js';
+
+const run = promisify(execFile);
+const skip = modelSkip;
+const DURATION_S = 6;
+/** Share of answers the recovering mode must give exactly as the square original does. */
+const MIN_AGREEMENT = 0.8;
+/** How much less `pad` must agree (measured on seed 11: 0.43 and 0.29 less over ffmpeg, 0.18 over JPEG). */
+const MIN_MARGIN = 0.1;
+
+let engine: WinnowEngine;
+let server: WinnowServer;
+let cleanup: () => Promise<void>;
+let square: string;
+let stretched: string;
+let barred: string;
+let squareJpeg: Buffer;
+let barredJpeg: Buffer;
+let questions: string[];
+let frameQuestions: string[];
+
+async function ffmpeg(...args: string[]): Promise<void> {
+  await run('ffmpeg', ['-v', 'error', '-y', ...args]);
+}
+
+before(async () => {
+  if (skip) return;
+  const t = await tempDir('winnow-resize-');
+  cleanup = t.cleanup;
+  const [e, v] = await Promise.all([sharedEngine(), renderVideo(t.dir, 11, DURATION_S)]);
+  engine = e;
+  square = v.mp4;
+  const truth: VideoTruth = v.truth;
+  stretched = join(t.dir, 'stretched.mp4');
+  barred = join(t.dir, 'barred.mp4');
+  const x264 = ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '12', '-pix_fmt', 'yuv420p', '-movflags', '+faststart'];
+  // Bars a multiple of 16 px wide keep the scene's macroblocks where they were.
+  await Promise.all([
+    ffmpeg('-i', square, '-vf', 'scale=iw*3:ih:flags=neighbor', ...x264, stretched),
+    ffmpeg('-i', square, '-vf', 'pad=iw*3:ih:iw:0:color=0x7f7f7f', ...x264, barred),
+  ]);
+  const lastS = DURATION_S - 1;
+  const sqJpg = join(t.dir, 'square.jpg');
+  const barJpg = join(t.dir, 'barred.jpg');
+  await ffmpeg('-ss', String(lastS), '-i', square, '-frames:v', '1', '-q:v', '1', sqJpg);
+  await ffmpeg('-i', sqJpg, '-vf', 'pad=iw*3:ih:iw:0:color=0x7f7f7f', '-q:v', '1', barJpg);
+  [squareJpeg, barredJpeg] = await Promise.all([readFile(sqJpg), readFile(barJpg)]);
+  const last = truth.qa.filter((q) => q.tMs === lastS * 1000 && q.id !== 'C1');
+  questions = last.map((q) => q.question);
+  frameQuestions = last.filter((q) => q.id.startsWith('F')).map((q) => q.question);
+  server = await createServer({ port: 0, engine });
+});
+
+after(async () => {
+  if (skip) return;
+  await server?.close();
+  await engine?.close();
+  await cleanup?.();
+});
+
+const norm = (s: string): string => s.trim().toLowerCase().replace(/[.!?]+$/, '');
+
+type Input = { mp4: string } | { jpeg: Buffer };
+
+async function answers(input: Input, resize: 'pad' | 'stretch' | 'crop' | undefined, qs: string[]): Promise<string[]> {
+  const c = await TestClient.connect(server.url);
+  try {
+    if (resize) {
+      c.send({ type: 'session.update', event_id: 'r', session: { fps: 1, resize } });
+      const updated = await c.wait<{ type: 'session.updated'; session: { config: { resize: string } } }>('session.updated');
+      assert.equal(updated.session.config.resize, resize);
+    } else c.send({ type: 'session.update', session: { fps: 1 } });
+    if ('mp4' in input) {
+      const ended = await pushFile(c, input.mp4);
+      assert.equal(ended.frames, DURATION_S);
+    } else {
+      c.send({ type: 'input_video.start', format: 'jpeg', live: false });
+      const ended = c.next<{ type: 'source.ended'; frames: number }>('source.ended');
+      c.send({ type: 'input_video.frame', ptsMs: 0 });
+      c.sendRaw(input.jpeg, true);
+      c.send({ type: 'input_video.end' });
+      assert.equal((await ended).frames, 1);
+    }
+    const out: string[] = [];
+    for (const q of qs) out.push(norm((await c.ask(q)).text));
+    return out;
+  } finally {
+    await c.close();
+  }
+}
+
+function agreement(a: string[], b: string[]): number {
+  return a.filter((x, i) => x === b[i]).length / a.length;
+}
+
+test('session.update resize reaches ffmpeg: stretch undoes a 3x stretch, crop cuts the bars off, pad sees the whole wide frame', { skip, timeout: 240_000 }, async () => {
+  assert.ok(questions.length >= 8, `only ${questions.length} questions`);
+  const reference = await answers({ mp4: square }, undefined, questions);
+  const byMode = {
+    stretchOnStretched: await answers({ mp4: stretched }, 'stretch', questions),
+    padOnStretched: await answers({ mp4: stretched }, 'pad', questions),
+    cropOnBarred: await answers({ mp4: barred }, 'crop', questions),
+    padOnBarred: await answers({ mp4: barred }, undefined, questions),
+  };
+  const agree = Object.fromEntries(Object.entries(byMode).map(([k, v]) => [k, agreement(v, reference)]));
+  process.stderr.write(`resize agreement with the square original over ${questions.length} questions: ${JSON.stringify(agree)}\n`);
+  assert.ok(agree.stretchOnStretched >= MIN_AGREEMENT, `stretch: ${agree.stretchOnStretched}`);
+  assert.ok(agree.cropOnBarred >= MIN_AGREEMENT, `crop: ${agree.cropOnBarred}`);
+  // Letterboxed to a third of its size the scene is a different picture: if resize were ignored
+  // (everything padded), the two lines above would fail the same way.
+  assert.ok(agree.padOnStretched <= agree.stretchOnStretched - MIN_MARGIN, `pad ${agree.padOnStretched} vs stretch ${agree.stretchOnStretched}`);
+  assert.ok(agree.padOnBarred <= agree.cropOnBarred - MIN_MARGIN, `pad ${agree.padOnBarred} vs crop ${agree.cropOnBarred}`);
+});
+
+test('session.update resize reaches the JPEG decoder: crop cuts the bars off a single pushed JPEG, pad does not', { skip, timeout: 120_000 }, async () => {
+  assert.ok(frameQuestions.length >= 4, `only ${frameQuestions.length} frame questions`);
+  const reference = await answers({ jpeg: squareJpeg }, undefined, frameQuestions);
+  const crop = agreement(await answers({ jpeg: barredJpeg }, 'crop', frameQuestions), reference);
+  const pad = agreement(await answers({ jpeg: barredJpeg }, 'pad', frameQuestions), reference);
+  process.stderr.write(`JPEG: crop ${crop}, pad ${pad} over ${frameQuestions.length} frame questions\n`);
+  assert.ok(crop >= MIN_AGREEMENT, `crop: ${crop}`);
+  assert.ok(pad <= crop - MIN_MARGIN, `pad ${pad} vs crop ${crop}`);
+});
