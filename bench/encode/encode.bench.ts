@@ -5,7 +5,10 @@
 //  - prune time as a share of encode time per frame (target < 5 %), still (196 tokens) and
 //    video mode (49 tokens), one frame per scoring run and 8 (an encode batch), with the shipped
 //    codebook (or --codebook FILE) and the same codebook with near-duplicates merged; a stand-in
-//    codebook sampled from tokens only when there is none (the table says so).
+//    codebook sampled from tokens only when there is none (the table says so); the exact scorer
+//    with 1 and with 2 onnxruntime threads;
+//  - what pruning adds to a running stream: encode alone vs encode → prune (the operators as a
+//    pipeline uses them), alternating runs.
 // Ratios are measured within this one run (the machine is noisy); CPU-time columns are the
 // better guide when other processes compete for the cores. Run:
 //   node --import tsx bench/encode/encode.bench.ts [--frames N] [--codebook FILE]
@@ -18,7 +21,7 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import { encode, loadModel, type EncodeBatchStats } from '../../src/encode/index.js';
 import { openVideo } from '../../src/ingest/index.js';
 import { DEFAULT_MERGE_COSINE, mergeNearDuplicates } from '../../src/prune/build/merge.js';
-import { Pruner, loadCodebook, type Codebook } from '../../src/prune/index.js';
+import { Pruner, loadCodebook, prune, type Codebook } from '../../src/prune/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const modelDir = join(root, 'models', 'winnow-tiny');
@@ -139,13 +142,13 @@ async function main(): Promise<void> {
     }
     const encodeCpu = encodeCpuMs.get(bestBatch)!;
     console.log(`\nprune share of encode time (encode = best batch ${bestBatch}: ${best.toFixed(2)} ms/frame wall, ${encodeCpu.toFixed(2)} ms/frame CPU of all threads).`);
-    console.log('Prune: best of 3 passes over the frames, one frame per call vs 8 frames per call (pruneBatch, what the prune() operator does with an encode batch); 1 onnxruntime thread.');
-    for (const { label, codebook } of codebooks) {
-      console.log(`\ncodebook ${label}`);
+    console.log('Prune: best of 3 passes over the frames, one frame per call vs 8 frames per call (pruneBatch, what the prune() operator does with an encode batch); exact scorer with 1 and with 2 onnxruntime threads.');
+    for (const { label, codebook } of codebooks) for (const threads of [1, 2]) {
+      console.log(`\ncodebook ${label}, ${threads} scorer thread${threads > 1 ? 's' : ''}`);
       console.log('strategy        | tokens | 1/call ms/frame | 8/call ms/frame | 8/call CPU ms/frame | share of encode (wall) | share (CPU)');
       for (const strategy of ['threshold', 'ratio', 'double-softmax'] as const) {
         for (const [label2, frames] of [['still', still], ['video', pooled]] as const) {
-          const pruner = await Pruner.load({ codebook, strategy, tau: codebook.defaults?.tau ?? 0.45, ratio: strategy === 'ratio' ? 0.25 : 0.5 });
+          const pruner = await Pruner.load({ codebook, strategy, tau: codebook.defaults?.tau ?? 0.45, ratio: strategy === 'ratio' ? 0.25 : 0.5, index: { threads } });
           const timePasses = async (perCall: number): Promise<{ wall: number; cpu: number }> => {
             await pruner.pruneBatch(frames.slice(0, perCall)); // warm-up of this batch shape
             let wall = Infinity;
@@ -175,6 +178,50 @@ async function main(): Promise<void> {
           );
         }
       }
+    }
+    // What pruning costs a running stream: the same frames through encode alone and through
+    // encode → prune (the operators as a pipeline uses them; prune works on batch k while the
+    // encoder runs batch k+1). Runs alternate so drift in the machine's load hits both alike.
+    const stream = Array.from({ length: Math.max(384, fitted.length) }, (_, i) => ({ ...fitted[i % fitted.length], index: i }));
+    const shipped = codebooks[0].codebook;
+    console.log(`\npipeline cost of pruning: ${stream.length} frames (112×112 from ingest), encode batch 8, best of 7 alternating runs each.`);
+    console.log('setting                         | encode alone ms/frame | encode → prune ms/frame | added time | CPU added');
+    for (const [label, opts] of [
+      [`default (${shipped.defaults?.strategy ?? 'ratio'}), 1 scorer thread`, {}],
+      ['threshold, 1 scorer thread', { strategy: 'threshold' as const }],
+      ['default, 2 scorer threads', { index: { threads: 2 } }],
+      ['video mode (2×2 pooled), default', { video: true }],
+    ] as const) {
+      const { video: pooledMode, ...pruneOpts } = { video: false, ...opts };
+      const pruner = await Pruner.load({ codebook: shipped, ...pruneOpts });
+      const enc = (): ReturnType<typeof encode> => encode(model, { batchSize: 8, maxInFlightBatches: 2, maxQueuedFrames: 1024, video: pooledMode });
+      const timed = async (withPrune: boolean): Promise<{ wall: number; cpu: number }> => {
+        const c0 = cpuMs();
+        const t0 = performance.now();
+        if (withPrune) await lastValueFrom(from(stream).pipe(enc(), prune(pruner, { maxQueuedFrames: 1024 }), toArray()));
+        else await lastValueFrom(from(stream).pipe(enc(), toArray()));
+        return { wall: (performance.now() - t0) / stream.length, cpu: (cpuMs() - c0) / stream.length };
+      };
+      await timed(true);
+      const alone = { wall: Infinity, cpu: Infinity };
+      const both = { wall: Infinity, cpu: Infinity };
+      for (let rep = 0; rep < 7; rep++) {
+        for (const [acc, withPrune] of [[alone, false], [both, true]] as const) {
+          const t = await timed(withPrune);
+          acc.wall = Math.min(acc.wall, t.wall);
+          acc.cpu = Math.min(acc.cpu, t.cpu);
+        }
+      }
+      await pruner.close();
+      console.log(
+        [
+          label.padEnd(31),
+          alone.wall.toFixed(3).padStart(21),
+          both.wall.toFixed(3).padStart(23),
+          `${((100 * (both.wall - alone.wall)) / alone.wall).toFixed(2).padStart(8)} %`,
+          `${((100 * (both.cpu - alone.cpu)) / alone.cpu).toFixed(2).padStart(7)} %`,
+        ].join(' | '),
+      );
     }
     await model.close();
   } finally {

@@ -4,7 +4,7 @@
 //     accuracy with ≤ 15 % of tokens, and beats `random` and `pool` at the same budget by ≥ 10 points;
 //  2. on static-camera videos `threshold+temporal` keeps ≥ 95 % of `none`'s video-question accuracy
 //     with ≤ 5 % of tokens.
-import type { BudgetRow, EvalStrategy, PartReport } from './types.js';
+import type { BudgetRow, ConfigSummary, EvalStrategy, PartReport } from './types.js';
 
 export interface ClaimRow {
   strategy: EvalStrategy;
@@ -15,7 +15,26 @@ export interface ClaimRow {
   /** Accuracy minus random's / pool's at the same budget, in percentage points (null when not run). */
   vsRandomPts: number | null;
   vsPoolPts: number | null;
+  /** The swept parameters of the row (τ, τt) where it is one point of a sweep. */
+  setting?: string;
+  /** A sweep point beside the pre-registered budget row: listed, but not part of the verdict. */
+  posthoc?: boolean;
   met: boolean;
+}
+
+function videoRow(c: ConfigSummary, budget: number | null, posthoc: boolean): ClaimRow {
+  return {
+    strategy: 'threshold+temporal',
+    budget,
+    setting: `τ=${c.config.tau} τt=${c.config.temporalTau}`,
+    keptFraction: c.keptFraction,
+    accuracy: c.headline.accuracy,
+    relativeToNone: c.relativeToNone,
+    vsRandomPts: null,
+    vsPoolPts: null,
+    ...(posthoc ? { posthoc } : {}),
+    met: (c.relativeToNone ?? 0) >= 0.95,
+  };
 }
 
 export interface ClaimCheck {
@@ -68,32 +87,39 @@ export function checkClaims(parts: readonly PartReport[]): ClaimCheck[] {
   }
   const videos = parts.find((p) => p.part === 'videos');
   if (videos) {
-    const rows: ClaimRow[] = videos.rows
-      .filter((r) => r.strategy === 'threshold+temporal' && r.summary.keptFraction <= 0.05)
-      .map((r) => ({
-        strategy: r.strategy,
-        budget: r.budget,
-        keptFraction: r.summary.keptFraction,
-        accuracy: r.summary.headline.accuracy,
-        relativeToNone: r.summary.relativeToNone,
-        vsRandomPts: null,
-        vsPoolPts: null,
-        met: (r.summary.relativeToNone ?? 0) >= 0.95,
-      }));
-    // The τ sweep may not land at ≤ 5 %: then every sweep point at ≤ 5 % counts.
-    if (rows.length === 0) {
-      for (const c of videos.configs) {
-        if (c.config.strategy !== 'threshold+temporal' || c.keptFraction > 0.05) continue;
-        rows.push({ strategy: 'threshold+temporal', budget: null, keptFraction: c.keptFraction, accuracy: c.headline.accuracy, relativeToNone: c.relativeToNone, vsRandomPts: null, vsPoolPts: null, met: (c.relativeToNone ?? 0) >= 0.95 });
-      }
+    // The verdict is the pre-registered row: the setting whose kept fraction is nearest the 5 %
+    // budget (as every budget row is chosen). Other τ × τt points of the sweep at ≤ 5 % are listed
+    // too, marked post hoc: picked after seeing these videos' answers, they decide nothing unless
+    // no budget row lands at ≤ 5 % (then every sweep point counts, as before). Confirm a post-hoc
+    // setting on a held-out set (`--tau-sweep τ --temporal-sweep τt` on another seed).
+    const rows: ClaimRow[] = [];
+    const budgetIds = new Set<string>();
+    for (const r of videos.rows) {
+      if (r.strategy !== 'threshold+temporal' || r.summary.keptFraction > 0.05) continue;
+      if (budgetIds.has(r.summary.config.id)) continue;
+      budgetIds.add(r.summary.config.id);
+      rows.push(videoRow(r.summary, r.budget, false));
     }
-    const ok = rows.filter((x) => x.met);
+    const preRegistered = rows.length > 0;
+    for (const c of videos.configs) {
+      if (c.config.strategy !== 'threshold+temporal' || c.keptFraction > 0.05 || budgetIds.has(c.config.id)) continue;
+      rows.push(videoRow(c, null, preRegistered));
+    }
+    const counted = rows.filter((x) => !x.posthoc);
+    const ok = counted.filter((x) => x.met);
+    const posthocOk = rows.filter((x) => x.posthoc && x.met);
     out.push({
       id: 'video-temporal',
       claim: 'on static-camera videos threshold+temporal keeps ≥ 95 % of unpruned video-question accuracy with ≤ 5 % of tokens',
       rows,
-      met: rows.length ? ok.length > 0 : null,
-      verdict: rows.length === 0 ? 'no threshold+temporal setting kept ≤ 5 %' : ok.length ? `met (${ok.length} of ${rows.length} settings at ≤ 5 % kept)` : `not met by any of ${rows.length} settings at ≤ 5 % kept`,
+      met: counted.length ? ok.length > 0 : null,
+      verdict:
+        (counted.length === 0
+          ? 'no threshold+temporal setting kept ≤ 5 %'
+          : ok.length
+            ? `met by ${ok.map((x) => x.setting).join('; ')} (${ok.length} of ${counted.length} settings at ≤ 5 % kept)`
+            : `not met by ${counted.length === 1 ? `the budget row (${counted[0].setting})` : `any of ${counted.length} settings at ≤ 5 % kept`}`) +
+        (posthocOk.length ? `; post hoc, ${posthocOk.map((x) => x.setting).join('; ')} reached ≥ 95 % on this set (chosen on it: confirm on a held-out set)` : ''),
     });
   }
   return out;
@@ -107,7 +133,7 @@ export function claimsMarkdown(claims: readonly ClaimCheck[]): string {
     out.push(`- **Claim:** ${c.claim}. **${c.met === null ? 'Not testable' : c.met ? 'Met' : 'Not met'}** — ${c.verdict}.`);
     for (const r of c.rows) {
       out.push(
-        `  - ${r.strategy}${r.budget !== null ? ` @${r.budget}` : ' (sweep/default)'}: kept ${pct(r.keptFraction)} %, accuracy ${pct(r.accuracy)} % = ${r.relativeToNone === null ? '–' : (100 * r.relativeToNone).toFixed(1)} % of none` +
+        `  - ${r.strategy}${r.budget !== null ? ` @${r.budget}` : r.posthoc ? ' (post hoc)' : ' (sweep/default)'}${r.setting ? ` ${r.setting}` : ''}: kept ${pct(r.keptFraction)} %, accuracy ${pct(r.accuracy)} % = ${r.relativeToNone === null ? '–' : (100 * r.relativeToNone).toFixed(1)} % of none` +
           (c.id === 'frame-codebook' ? `, vs random ${pts(r.vsRandomPts)} pts, vs pool ${pts(r.vsPoolPts)} pts` : ''),
       );
     }

@@ -355,6 +355,41 @@ test('claims: met only when relative accuracy ≥ 95 % at ≤ 15 % kept and ≥ 
   assert.match(c2.verdict, /ratio@0.1/);
 });
 
+test('video claim: decided by the budget row nearest 5 %; other sweep points at ≤ 5 % are listed post hoc and decide nothing', async () => {
+  const { checkClaims } = await import('../../src/eval/index.js');
+  const cfg = (tau: number, tt: number, kept: number, rel: number) => ({
+    config: { id: `threshold+temporal:tau=${tau},tt=${tt}`, strategy: 'threshold+temporal', tau, temporalTau: tt },
+    keptFraction: kept,
+    headline: { correct: 0, total: 1, accuracy: rel * 0.9 },
+    relativeToNone: rel,
+  });
+  const nearest = cfg(0.6, 0.99, 0.049, 0.73);
+  const better = cfg(0.88, 0.77, 0.043, 0.951);
+  const tooMany = cfg(0.96, 0.99, 0.11, 0.99);
+  const videos = (budgetRow: ReturnType<typeof cfg> | null) => ({
+    part: 'videos',
+    headlineFamilies: ['V1'],
+    scenes: 1,
+    skipped: [],
+    configs: [nearest, better, tooMany],
+    rows: budgetRow ? [{ strategy: 'threshold+temporal', budget: 0.05, summary: budgetRow }] : [],
+  });
+  const [c] = checkClaims([videos(nearest) as never]);
+  assert.equal(c.met, false, 'the pre-registered row misses');
+  assert.deepEqual(
+    c.rows.map((r) => [r.setting, r.posthoc ?? false, r.met]),
+    [
+      ['τ=0.6 τt=0.99', false, false],
+      ['τ=0.88 τt=0.77', true, true],
+    ],
+  );
+  assert.match(c.verdict, /post hoc, τ=0.88 τt=0.77/);
+  // With no budget row at ≤ 5 %, every sweep point there counts.
+  const [c2] = checkClaims([videos(tooMany) as never]);
+  assert.equal(c2.met, true);
+  assert.ok(c2.rows.every((r) => !r.posthoc));
+});
+
 test('--workers 2 gives the same answers and kept counts as one process', { skip }, async () => {
   const one = report.parts.find((p) => p.part === 'stills');
   assert.ok(one);
