@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { AskPipeline } from '../../src/cli/commands/ask.js';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
 import type { VideoTruth } from '../../src/synth/index.js';
-import { TestClient, modelSkip, pushFile, renderVideo, sharedEngine, tempDir } from './helpers.js';
+import { TestClient, modelSkip, normAnswer as norm, pushFile, renderVideo, sharedEngine, tempDir } from './helpers.js';
 
 const skip = modelSkip;
 /** Exact-match accuracy each session must reach over its questions. */
@@ -40,8 +40,6 @@ after(async () => {
   await engine?.close();
   await cleanup?.();
 });
-
-const norm = (s: string): string => s.trim().toLowerCase().replace(/[.!?]+$/, '');
 
 async function session(mp4: string, truth: VideoTruth): Promise<{ correct: number; total: number; wrong: string[]; answers: Map<string, string> }> {
   const c = await TestClient.connect(server.url);

@@ -35,6 +35,9 @@ export async function renderVideo(dir: string, seed: number, durationS: number):
   return { mp4, truth };
 }
 
+/** An answer as exact-match scoring compares it (the model card's rule): trimmed, lower case, no final stop. */
+export const normAnswer = (s: string): string => s.trim().toLowerCase().replace(/[.!?]+$/, '');
+
 export type AnyEvent = ServerEvent | { type: string; [k: string]: unknown };
 
 export class TestClient {

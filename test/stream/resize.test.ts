@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
 import type { VideoTruth } from '../../src/synth/index.js';
-import { TestClient, modelSkip, pushFile, renderVideo, sharedEngine, tempDir } from './helpers.js';
+import { TestClient, modelSkip, normAnswer as norm, pushFile, renderVideo, sharedEngine, tempDir } from './helpers.js';
 
 const run = promisify(execFile);
 const skip = modelSkip;
@@ -70,8 +70,6 @@ after(async () => {
   await engine?.close();
   await cleanup?.();
 });
-
-const norm = (s: string): string => s.trim().toLowerCase().replace(/[.!?]+$/, '');
 
 type Input = { mp4: string } | { jpeg: Buffer };
 
