@@ -4,12 +4,11 @@
 // same video (the streaming path changes nothing: same decode, encoder, pruning, context), and
 // (2) match the ground truth often enough (exact match, as the model card scores) — which holds only
 // with a trained default model. The protocol tests do not depend on answers.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AskPipeline } from '../../src/cli/commands/ask.js';
-import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
 import type { VideoTruth } from '../../src/synth/index.js';
-import { TestClient, modelSkip, normAnswer as norm, pushFile, renderVideo, sharedEngine, tempDir } from './helpers.js';
+import { TestClient, modelServer, modelSkip, normAnswer as norm, pushFile, renderVideo } from './helpers.js';
 
 const skip = modelSkip;
 /** Exact-match accuracy each session must reach over its questions. */
@@ -18,31 +17,14 @@ const MIN_ACCURACY = 0.5;
 const MIN_AGREEMENT = 0.9;
 const DURATION_S = 10;
 
-let engine: WinnowEngine;
-let server: WinnowServer;
-let cleanup: () => Promise<void>;
 const videos: { mp4: string; truth: VideoTruth }[] = [];
-
-before(async () => {
-  if (skip) return;
-  const t = await tempDir('winnow-answers-');
-  cleanup = t.cleanup;
-  // Seeds away from the trainer's (1000/2000); 7 is the model card's evaluation seed.
-  const [e, v7, v8] = await Promise.all([sharedEngine(), renderVideo(t.dir, 7, DURATION_S), renderVideo(t.dir, 8, DURATION_S)]);
-  engine = e;
-  videos.push(v7, v8);
-  server = await createServer({ port: 0, engine });
-});
-
-after(async () => {
-  if (skip) return;
-  await server?.close();
-  await engine?.close();
-  await cleanup?.();
+// Seeds away from the trainer's (1000/2000); 7 is the model card's evaluation seed.
+const fx = modelServer('winnow-answers-', async (dir) => {
+  videos.push(...(await Promise.all([renderVideo(dir, 7, DURATION_S), renderVideo(dir, 8, DURATION_S)])));
 });
 
 async function session(mp4: string, truth: VideoTruth): Promise<{ correct: number; total: number; wrong: string[]; answers: Map<string, string> }> {
-  const c = await TestClient.connect(server.url);
+  const c = await TestClient.connect(fx.server.url);
   try {
     c.send({ type: 'session.update', session: { fps: 1 } });
     const ended = await pushFile(c, mp4);
@@ -70,7 +52,7 @@ async function session(mp4: string, truth: VideoTruth): Promise<{ correct: numbe
 test('two concurrent sessions answer questions about different pushed videos correctly', { skip, timeout: 180_000 }, async () => {
   const results = await Promise.all(videos.map((v) => session(v.mp4, v.truth)));
   // The same questions through the offline pipeline (`winnow ask`), after the sessions are done.
-  const pipeline = await AskPipeline.load({ fps: 1, model: engine.folder.dir, strategy: 'none' }, { log: () => undefined });
+  const pipeline = await AskPipeline.load({ fps: 1, model: fx.engine.folder.dir, strategy: 'none' }, { log: () => undefined });
   const agreement: number[] = [];
   try {
     for (const [i, r] of results.entries()) {

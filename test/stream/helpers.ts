@@ -1,5 +1,6 @@
 // Shared helpers for the stream tests: a real ws client that records every event, rendered
 // videos, and the default model loaded once per test file.
+import { before, after } from 'node:test';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,8 +8,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { writeDataset, type VideoTruth } from '../../src/synth/index.js';
-import { WinnowEngine, validateServerEvent } from '../../src/stream/index.js';
-import type { ServerEvent } from '../../src/stream/index.js';
+import { WinnowEngine, createServer, validateServerEvent } from '../../src/stream/index.js';
+import type { ServerEvent, WinnowServer } from '../../src/stream/index.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const MODEL_DIR = join(repoRoot, 'models', 'winnow-tiny');
@@ -19,6 +20,30 @@ let enginePromise: Promise<WinnowEngine> | undefined;
 export function sharedEngine(): Promise<WinnowEngine> {
   enginePromise ??= WinnowEngine.load({ model: MODEL_DIR });
   return enginePromise;
+}
+
+/**
+ * Registers this file's before/after hooks: a temp dir, `prepare(dir)` (render inputs) beside
+ * loading the default model, then a real server on 127.0.0.1; after: server, engine and dir
+ * closed. Nothing runs when the model is missing (the tests skip on `modelSkip`).
+ */
+export function modelServer(prefix: string, prepare: (dir: string) => Promise<void> = async () => undefined): { readonly engine: WinnowEngine; readonly server: WinnowServer; readonly dir: string } {
+  const state = {} as { engine: WinnowEngine; server: WinnowServer; dir: string; cleanup?: () => Promise<void> };
+  before(async () => {
+    if (modelSkip) return;
+    const t = await tempDir(prefix);
+    state.dir = t.dir;
+    state.cleanup = t.cleanup;
+    [state.engine] = await Promise.all([sharedEngine(), prepare(t.dir)]);
+    state.server = await createServer({ port: 0, engine: state.engine });
+  });
+  after(async () => {
+    if (modelSkip) return;
+    await state.server?.close();
+    await state.engine?.close();
+    await state.cleanup?.();
+  });
+  return state;
 }
 
 export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {

@@ -3,15 +3,14 @@
 // scene with grey bars beside it is the scene again under `crop`. Pushed over the socket (mp4 goes
 // through ffmpeg's scale filter, JPEG through sharp), the right mode must answer like the square
 // original, and the default `pad` (which letterboxes the whole wide frame) must not.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
 import type { VideoTruth } from '../../src/synth/index.js';
-import { TestClient, modelSkip, normAnswer as norm, pushFile, renderVideo, sharedEngine, tempDir } from './helpers.js';
+import { TestClient, modelServer, modelSkip, normAnswer as norm, pushFile, renderVideo } from './helpers.js';
 
 const run = promisify(execFile);
 const skip = modelSkip;
@@ -21,9 +20,6 @@ const MIN_AGREEMENT = 0.8;
 /** How much less `pad` must agree (measured on seed 11: 0.43 and 0.29 less over ffmpeg, 0.18 over JPEG). */
 const MIN_MARGIN = 0.1;
 
-let engine: WinnowEngine;
-let server: WinnowServer;
-let cleanup: () => Promise<void>;
 let square: string;
 let stretched: string;
 let barred: string;
@@ -36,16 +32,12 @@ async function ffmpeg(...args: string[]): Promise<void> {
   await run('ffmpeg', ['-v', 'error', '-y', ...args]);
 }
 
-before(async () => {
-  if (skip) return;
-  const t = await tempDir('winnow-resize-');
-  cleanup = t.cleanup;
-  const [e, v] = await Promise.all([sharedEngine(), renderVideo(t.dir, 11, DURATION_S)]);
-  engine = e;
+const fx = modelServer('winnow-resize-', async (dir) => {
+  const v = await renderVideo(dir, 11, DURATION_S);
   square = v.mp4;
   const truth: VideoTruth = v.truth;
-  stretched = join(t.dir, 'stretched.mp4');
-  barred = join(t.dir, 'barred.mp4');
+  stretched = join(dir, 'stretched.mp4');
+  barred = join(dir, 'barred.mp4');
   const x264 = ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '12', '-pix_fmt', 'yuv420p', '-movflags', '+faststart'];
   // Bars a multiple of 16 px wide keep the scene's macroblocks where they were.
   await Promise.all([
@@ -53,28 +45,20 @@ before(async () => {
     ffmpeg('-i', square, '-vf', 'pad=iw*3:ih:iw:0:color=0x7f7f7f', ...x264, barred),
   ]);
   const lastS = DURATION_S - 1;
-  const sqJpg = join(t.dir, 'square.jpg');
-  const barJpg = join(t.dir, 'barred.jpg');
+  const sqJpg = join(dir, 'square.jpg');
+  const barJpg = join(dir, 'barred.jpg');
   await ffmpeg('-ss', String(lastS), '-i', square, '-frames:v', '1', '-q:v', '1', sqJpg);
   await ffmpeg('-i', sqJpg, '-vf', 'pad=iw*3:ih:iw:0:color=0x7f7f7f', '-q:v', '1', barJpg);
   [squareJpeg, barredJpeg] = await Promise.all([readFile(sqJpg), readFile(barJpg)]);
   const last = truth.qa.filter((q) => q.tMs === lastS * 1000 && q.id !== 'C1');
   questions = last.map((q) => q.question);
   frameQuestions = last.filter((q) => q.id.startsWith('F')).map((q) => q.question);
-  server = await createServer({ port: 0, engine });
-});
-
-after(async () => {
-  if (skip) return;
-  await server?.close();
-  await engine?.close();
-  await cleanup?.();
 });
 
 type Input = { mp4: string } | { jpeg: Buffer };
 
 async function answers(input: Input, resize: 'pad' | 'stretch' | 'crop' | undefined, qs: string[]): Promise<string[]> {
-  const c = await TestClient.connect(server.url);
+  const c = await TestClient.connect(fx.server.url);
   try {
     if (resize) {
       c.send({ type: 'session.update', event_id: 'r', session: { fps: 1, resize } });
