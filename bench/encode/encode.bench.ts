@@ -193,7 +193,8 @@ async function main(): Promise<void> {
       ['video mode (2×2 pooled), default', { video: true }],
     ] as const) {
       const { video: pooledMode, ...pruneOpts } = { video: false, ...opts };
-      const pruner = await Pruner.load({ codebook: shipped, ...pruneOpts });
+      // Explicit defaults so a stand-in codebook (no metadata) runs the same rules.
+      const pruner = await Pruner.load({ codebook: shipped, strategy: shipped.defaults?.strategy ?? 'ratio', tau: shipped.defaults?.tau ?? 0.45, ...pruneOpts });
       const enc = (): ReturnType<typeof encode> => encode(model, { batchSize: 8, maxInFlightBatches: 2, maxQueuedFrames: 1024, video: pooledMode });
       const timed = async (withPrune: boolean): Promise<{ wall: number; cpu: number }> => {
         const c0 = cpuMs();
