@@ -431,6 +431,22 @@ def status_lines(metrics, speed):
     return ["", "## Status against the default-model targets", "| target | measured | |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
 
 
+NOTES_BEGIN, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
+
+
+def carried_notes(path):
+    """The hand-written block between NOTES_BEGIN and NOTES_END of an existing card, without a
+    previous carry-over line, or None."""
+    if not os.path.exists(path):
+        return None
+    text = open(path).read()
+    a, b = text.find(NOTES_BEGIN), text.find(NOTES_END)
+    if a < 0 or b < a:
+        return None
+    body = [l for l in text[a + len(NOTES_BEGIN) : b].strip("\n").splitlines() if not l.startswith("_Carried over from")]
+    return "\n".join(body).strip("\n") or None
+
+
 def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fingerprint, verify, model, speed=None):
     n = lambda m: sum(p.numel() for p in m.parameters())
     lines = [
@@ -509,6 +525,11 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         lines += ["", f"Counts: {json.dumps(metrics.get('counts'))}. Accuracy = exact match of the greedy answer."]
     if metrics:
         lines += status_lines(metrics, speed)
+    # Findings written by hand (probes, pilots) outlive a re-export: they describe the recipe, and a
+    # rebuild that silently dropped them would lose the record of what was tried. Marked as carried.
+    notes = carried_notes(os.path.join(out_dir, "MODEL_CARD.md"))
+    if notes:
+        lines += ["", NOTES_BEGIN, "_Carried over from the previous MODEL_CARD.md: numbers in this block belong to the export they name._", notes, NOTES_END]
     if os.path.exists(os.path.join(out_dir, "onnx", "decoder_model_merged_fp16.onnx")):
         lines += [
             "",
