@@ -89,18 +89,22 @@ export function checkClaims(parts: readonly PartReport[]): ClaimCheck[] {
   if (videos) {
     // The verdict is the pre-registered row: the setting whose kept fraction is nearest the 5 %
     // budget (as every budget row is chosen). Other τ × τt points of the sweep at ≤ 5 % are listed
-    // too, marked post hoc: picked after seeing these videos' answers, they decide nothing unless
-    // no budget row lands at ≤ 5 % (then every sweep point counts, as before). Confirm a post-hoc
-    // setting on a held-out set (`--tau-sweep τ --temporal-sweep τt` on another seed).
+    // too, marked post hoc: picked after seeing these videos' answers, they decide nothing, also when
+    // the budget row itself keeps a little over 5 % (then the claim is simply not met by it; counting
+    // the best of the other points instead would be choosing the setting by its result). Confirm a
+    // post-hoc setting on a held-out set (`--tau-sweep τ --temporal-sweep τt` on another seed).
+    // Without any budget row (an old report), every sweep point at ≤ 5 % counts.
     const rows: ClaimRow[] = [];
     const budgetIds = new Set<string>();
+    let overBudget: ConfigSummary | undefined;
     for (const r of videos.rows) {
-      if (r.strategy !== 'threshold+temporal' || r.summary.keptFraction > 0.05) continue;
-      if (budgetIds.has(r.summary.config.id)) continue;
-      budgetIds.add(r.summary.config.id);
-      rows.push(videoRow(r.summary, r.budget, false));
+      if (r.strategy !== 'threshold+temporal' || r.budget === null || budgetIds.has(r.summary.config.id)) continue;
+      if (r.summary.keptFraction <= 0.05) {
+        budgetIds.add(r.summary.config.id);
+        rows.push(videoRow(r.summary, r.budget, false));
+      } else if (r.budget <= 0.05) overBudget ??= r.summary;
     }
-    const preRegistered = rows.length > 0;
+    const preRegistered = rows.length > 0 || overBudget !== undefined;
     for (const c of videos.configs) {
       if (c.config.strategy !== 'threshold+temporal' || c.keptFraction > 0.05 || budgetIds.has(c.config.id)) continue;
       rows.push(videoRow(c, null, preRegistered));
@@ -112,9 +116,11 @@ export function checkClaims(parts: readonly PartReport[]): ClaimCheck[] {
       id: 'video-temporal',
       claim: 'on static-camera videos threshold+temporal keeps ≥ 95 % of unpruned video-question accuracy with ≤ 5 % of tokens',
       rows,
-      met: counted.length ? ok.length > 0 : null,
+      met: counted.length ? ok.length > 0 : overBudget ? false : null,
       verdict:
-        (counted.length === 0
+        (counted.length === 0 && overBudget
+          ? `not met by the budget row (τ=${overBudget.config.tau} τt=${overBudget.config.temporalTau}): it kept ${(100 * overBudget.keptFraction).toFixed(2)} %, over the 5 % budget`
+          : counted.length === 0
           ? 'no threshold+temporal setting kept ≤ 5 %'
           : ok.length
             ? `met by ${ok.map((x) => x.setting).join('; ')} (${ok.length} of ${counted.length} settings at ≤ 5 % kept)`

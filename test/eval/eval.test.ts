@@ -355,7 +355,7 @@ test('claims: met only when relative accuracy ≥ 95 % at ≤ 15 % kept and ≥ 
   assert.match(c2.verdict, /ratio@0.1/);
 });
 
-test('video claim: decided by the budget row nearest 5 %; other sweep points at ≤ 5 % are listed post hoc and decide nothing', async () => {
+test('video claim: decided by the budget row nearest 5 %, also when it keeps a little over 5 %; other sweep points at ≤ 5 % are listed post hoc and decide nothing', async () => {
   const { checkClaims } = await import('../../src/eval/index.js');
   const cfg = (tau: number, tt: number, kept: number, rel: number) => ({
     config: { id: `threshold+temporal:tau=${tau},tt=${tt}`, strategy: 'threshold+temporal', tau, temporalTau: tt },
@@ -384,10 +384,17 @@ test('video claim: decided by the budget row nearest 5 %; other sweep points at 
     ],
   );
   assert.match(c.verdict, /post hoc, τ=0.88 τt=0.77/);
-  // With no budget row at ≤ 5 %, every sweep point there counts.
-  const [c2] = checkClaims([videos(tooMany) as never]);
-  assert.equal(c2.met, true);
-  assert.ok(c2.rows.every((r) => !r.posthoc));
+  // A budget row just over 5 % does not hand the verdict to the best of the other points.
+  const over = cfg(0.8, 0.9999, 0.0502, 0.65);
+  const [c2] = checkClaims([{ ...videos(over), configs: [over, nearest, better, tooMany] } as never]);
+  assert.equal(c2.met, false);
+  assert.match(c2.verdict, /budget row \(τ=0.8 τt=0.9999\): it kept 5.02 %, over the 5 % budget/);
+  assert.ok(c2.rows.every((r) => r.posthoc), 'every other point at ≤ 5 % is post hoc');
+  assert.equal(c2.rows.length, 2);
+  // A report without budget rows (older format): every sweep point at ≤ 5 % counts.
+  const [c3] = checkClaims([videos(null) as never]);
+  assert.equal(c3.met, true);
+  assert.ok(c3.rows.every((r) => !r.posthoc));
 });
 
 test('--workers 2 gives the same answers and kept counts as one process', { skip }, async () => {

@@ -228,6 +228,8 @@ class LmLayer(nn.Module):
         self.gate = nn.Linear(d, c.mlp_size, bias=False)
         self.up = nn.Linear(d, c.mlp_size, bias=False)
         self.down = nn.Linear(c.mlp_size, d, bias=False)
+        self.entropy_rows = None  # bool [B,S] or None
+        self.entropy = None
 
     def forward(self, x, pos, mask_add, past_k=None, past_v=None):
         """mask_add: additive mask [B,1,S,T] (0 or -inf-ish), T = past + S."""
@@ -247,8 +249,14 @@ class LmLayer(nn.Module):
         T = k.shape[2]
         kk = k.unsqueeze(2).expand(B, c.num_kv_heads, rep, T, c.head_dim).reshape(B, c.num_heads, T, c.head_dim)
         vv = v.unsqueeze(2).expand(B, c.num_kv_heads, rep, T, c.head_dim).reshape(B, c.num_heads, T, c.head_dim)
-        att = bmm4(q, kk.transpose(-1, -2)) * (1.0 / math.sqrt(c.head_dim)) + mask_add
-        att = att.softmax(-1)
+        logit = bmm4(q, kk.transpose(-1, -2)) * (1.0 / math.sqrt(c.head_dim)) + mask_add
+        att = logit.softmax(-1)
+        if self.entropy_rows is not None:
+            # Mean attention entropy (nats) of the marked query rows over heads: a training-only
+            # regulariser (see train.py, --attn-entropy); never set when exporting.
+            ent = -(att * logit.log_softmax(-1).clamp(min=-30.0)).sum(-1)  # [B,H,S]
+            w = self.entropy_rows.unsqueeze(1).to(ent.dtype)
+            self.entropy = (ent * w).sum() / (w.sum() * c.num_heads).clamp(min=1.0)
         o = bmm4(att, vv).transpose(1, 2).reshape(B, S, c.num_heads * c.head_dim)
         x = x + self.o(o)
         h = self.post_norm(x)

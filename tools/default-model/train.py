@@ -26,6 +26,9 @@ from tok import Tokenizer  # noqa: E402
 
 FAMILIES = ["F1", "F2", "F3", "F4", "C1", "V1", "V2", "V3"]
 NEG = -1e9
+# Stage B phase 2 (attention-entropy phase): steps and penalty weight.
+STEPS_B2 = 300
+ATTN_ENTROPY = 0.02
 
 
 def log(*a):
@@ -258,9 +261,21 @@ def features(model, rgb, pool, grad_vit=False, aux=None, cached=None):
     return pool2x2(proj, model.vit.grid) if pool else proj
 
 
-def lm_loss(model, seqs):
-    emb, pos, mask, target, _ = collate(seqs, model.lm)
-    logits, _ = model.lm(emb, pos, mask)
+def lm_loss(model, seqs, stats=None):
+    """Next-token loss on the answers. With `stats` (a dict) also the mean attention entropy of the
+    question and answer tokens over all layers and heads, in stats["entropy"] (a tensor with grad)."""
+    emb, pos, mask, target, block = collate(seqs, model.lm)
+    layers = model.lm.layers
+    if stats is not None:
+        for layer in layers:
+            layer.entropy_rows = block > 0
+    try:
+        logits, _ = model.lm(emb, pos, mask)
+        if stats is not None:
+            stats["entropy"] = torch.stack([layer.entropy for layer in layers]).mean()
+    finally:
+        for layer in layers:
+            layer.entropy_rows = layer.entropy = None
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
 
 
@@ -302,7 +317,7 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None):
     return seqs
 
 
-def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt"):
+def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100):
     """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
     backpropagating through 30 frames costs too much here). cache_features (frozen tower only) runs the
     tower once over all training frames instead of in every step."""
@@ -324,7 +339,7 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
     t0 = time.time()
     ema = {}
     for step in range(steps):
-        lr_now = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        lr_now = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for pg in opt.param_groups:
             pg["lr"] = lr_now * pg["scale"]
         # Videos come in after the model has learned to read single frames.
@@ -340,7 +355,11 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
             aux = {} if finetune else None
             pa = {} if proj_aux_weight > 0 else None
             seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux, cache=cache, proj_aux=pa)
-        loss = lm_loss(model, seqs)
+        st = {} if attn_entropy > 0 else None
+        loss = lm_loss(model, seqs, st)
+        if st is not None:
+            ema["entropy"] = st["entropy"].item() if "entropy" not in ema else 0.95 * ema["entropy"] + 0.05 * st["entropy"].item()
+            loss = loss + attn_entropy * st["entropy"]
         if kind == "still" and proj_aux_weight > 0:
             ema["proj_aux"] = pa["loss"].item() if "proj_aux" not in ema else 0.95 * ema["proj_aux"] + 0.05 * pa["loss"].item()
             loss = loss + proj_aux_weight * pa["loss"]
@@ -460,10 +479,12 @@ def main():
     ap.add_argument("--eval-videos", type=int, default=100)
     ap.add_argument("--skip-train", action="store_true", help="export an untrained model (layout check)")
     ap.add_argument("--stop-after-a", action="store_true", help="train stage A on the stills, save WORK/stage_a.pt and exit (resume with --resume-a)")
-    ap.add_argument("--proj-aux", type=float, default=0.5, help="stage B phase 2: weight of the dense labels read back from the projected tokens (ProjectorHeads)")
+    ap.add_argument("--proj-aux", type=float, default=0.0, help="stage B phase 2: weight of the dense labels read back from the projected tokens (ProjectorHeads; the export before the cell embedding used 0.5)")
     ap.add_argument("--steps-b1", type=int, default=3000, help="stage B phase 1: the first steps of the --steps-b schedule, LM loss only")
-    ap.add_argument("--steps-b2", type=int, default=0, help="stage B phase 2 (0 = none): a fresh schedule (optimizer, warm-up, cosine from --lr-b2) with --proj-aux; the previous export needed it to keep location, the projector's cell embedding made it unnecessary")
-    ap.add_argument("--lr-b2", type=float, default=7e-4)
+    ap.add_argument("--steps-b2", type=int, default=STEPS_B2, help="stage B phase 2 (0 = none): a fresh schedule (optimizer, --warmup-b2, cosine from --lr-b2) with --attn-entropy and --proj-aux, videos from the first step")
+    ap.add_argument("--lr-b2", type=float, default=5e-4)
+    ap.add_argument("--warmup-b2", type=int, default=30)
+    ap.add_argument("--attn-entropy", type=float, default=ATTN_ENTROPY, help="stage B phase 2: weight of the question and answer tokens' mean attention entropy (nats) added to the loss; label-free, full token sequences")
     ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
     ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
@@ -509,10 +530,13 @@ def main():
             # Phase 1: the LM learns to read the frames (the first steps_b1 steps of a steps_b schedule).
             stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, stop_at=args.steps_b1, ckpt_name="stage_b1_last.pt", **common)
             torch.save(model.state_dict(), os.path.join(args.work, "stage_b1.pt"))
-        # Phase 2: probes on the projected tokens make the projector keep where things are (left/right,
-        # the caption's order), which phase 1 alone had dropped; videos from the first step.
+        # Phase 2: the same data and loss plus a penalty on how widely the question and answer tokens
+        # spread their attention. After phase 1 they spread it over dozens of background tokens that
+        # carry nothing (MODEL_CARD, "What limits it"), so answers depended on those tokens being
+        # present; concentrating attention lets the answers rest on the tokens that hold the answer.
+        # It uses no labels and no token dropping: pruning stays training-free.
         if args.steps_b2 > 0:
-            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", **common)
+            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data
