@@ -488,13 +488,18 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "  learn the world's questions on full token sequences (several questions packed per image, each",
         "  attending to the visual prefix and itself; 1 fps clips of up to 30 frames, 2×2 pooled, for the",
         "  video questions, mixed in after the first 20 % of steps). LM loss only, steps_b1 steps of a",
-        "  steps_b-step schedule (warm-up, cosine). The optional phase 2 (steps_b2 > 0: linear probes on the",
-        "  projected tokens) was how the previous export tried to keep location; the cell embedding replaced",
-        "  it (500-step stills-only pilot from the same stage A: F4 90 % vs 48 %, F 92.7 % vs 81.6 %).",
-        "  No token dropping, pruning or masking augmentation: pruning results are training-free.",
+        "  steps_b-step schedule (warm-up, cosine). Phase 2 (steps_b2 steps, a fresh schedule from lr_b2,",
+        "  clip_frac_b2 of the batches clips): the same loss plus attn_entropy × the mean attention entropy",
+        "  (nats) of the question and answer tokens over all layers and heads. Phase 1 leaves those tokens",
+        "  spreading their attention over dozens of background tokens that carry nothing, so answers leaned",
+        "  on the background being there; the penalty makes them rest on the tokens that hold the answer",
+        "  (and `<bos>`). It is label-free and sees full token sequences (proj_aux > 0 adds linear probes",
+        "  on the projected tokens, which the export before the cell embedding used to keep location).",
+        "  No token dropping, pruning or masking augmentation and no supervision of which tokens matter:",
+        "  pruning results are training-free.",
     ]
     if train_args:
-        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_b", "steps_b1", "steps_b2", "lr_b2", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
+        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
         lines.append("- Parameters: " + ", ".join(f"{k}={train_args.get(k)}" for k in keys))
     if train_info:
         lines.append(f"- Time: stage A {train_info.get('stage_a_s')} s, stage B {train_info.get('stage_b_s')} s.")

@@ -27,7 +27,7 @@ from tok import Tokenizer  # noqa: E402
 FAMILIES = ["F1", "F2", "F3", "F4", "C1", "V1", "V2", "V3"]
 NEG = -1e9
 # Stage B phase 2 (attention-entropy phase): steps and penalty weight.
-STEPS_B2 = 300
+STEPS_B2 = 400
 ATTN_ENTROPY = 0.02
 
 
@@ -484,6 +484,7 @@ def main():
     ap.add_argument("--steps-b2", type=int, default=STEPS_B2, help="stage B phase 2 (0 = none): a fresh schedule (optimizer, --warmup-b2, cosine from --lr-b2) with --attn-entropy and --proj-aux, videos from the first step")
     ap.add_argument("--lr-b2", type=float, default=5e-4)
     ap.add_argument("--warmup-b2", type=int, default=30)
+    ap.add_argument("--clip-frac-b2", type=float, default=0.25, help="stage B phase 2: share of clip batches (phase 1 has learned the videos; the stills carry most of the penalty's work)")
     ap.add_argument("--attn-entropy", type=float, default=ATTN_ENTROPY, help="stage B phase 2: weight of the question and answer tokens' mean attention entropy (nats) added to the loss; label-free, full token sequences")
     ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
@@ -536,7 +537,7 @@ def main():
         # present; concentrating attention lets the answers rest on the tokens that hold the answer.
         # It uses no labels and no token dropping: pruning stays training-free.
         if args.steps_b2 > 0:
-            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, **common)
+            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data
