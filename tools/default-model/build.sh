@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Rebuilds models/winnow-tiny from scratch on a CPU (about 112 minutes on 2 cores, plus ~25 minutes
+# Rebuilds models/winnow-tiny from scratch on a CPU (about 100 minutes on 2 cores, plus ~25 minutes
 # of rendering the training shards on first use):
 #   apt-get update && apt-get install -y python3-torch python3-onnx libopenblas0-pthread libjemalloc2
 #   bash tools/default-model/build.sh
 # Training data and evaluation data are rendered by `winnow synth --shards` (seeds 1000 and 2000).
-# Stage A (vision tower, dense labels, 1000 steps) ~35 min; the frozen tower's features of every
-# training frame are cached once (~12 min); stage B (projector with its cell embedding + LM, one
-# 3000-step schedule, 1 fps clips mixed in after 20 %) ~55 min; phase 2 (400 steps, the same loss plus
-# an attention-entropy penalty on the question tokens) ~8 min; evaluation and export (ONNX,
-# onnxruntime-node check, speed, MODEL_CARD.md) a few minutes. Checkpoints in
-# tools/default-model/runs/latest (stage_a.pt, stage_b1_last.pt every 250 steps, stage_b1.pt,
-# feature_cache.pt); --resume-a continues from stage A, --resume-b1 from phase 1.
+# Stage A (vision tower, dense labels, 1000 steps) ~9 min, then phase A2 (1200 steps, the same labels
+# plus the scene facts on every object token: objects of its shape, objects in all, place from the
+# left) ~10 min; the frozen tower's features of every training frame are cached once (~12 min);
+# stage B (projector with its cell embedding + LM, one 3000-step schedule, 1 fps clips mixed in after
+# 20 %) ~55 min; phase 2 (400 steps, the same loss plus an attention-entropy penalty on the question
+# tokens) ~8 min; evaluation and export (ONNX, onnxruntime-node check, speed, MODEL_CARD.md) a few
+# minutes. Checkpoints in tools/default-model/runs/latest (stage_a1.pt, stage_a.pt, stage_b1_last.pt
+# every 250 steps, stage_b1.pt, feature_cache.pt); --resume-a1 continues from stage A phase 1,
+# --resume-a from stage A, --resume-b1 from stage B phase 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${DATA:-/tmp/winnow-default-model}

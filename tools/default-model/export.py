@@ -483,7 +483,11 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "- Data: `winnow synth --shards` (frames rendered by the project's renderer, H.264-encoded and",
         "  decoded back through the same ffmpeg filter that ingest uses for the model input).",
         "- Stage A: the vision tower learns dense labels (each patch's object class, object centres, coverage,",
-        "  patch coordinates; the image's object set from [CLS]).",
+        "  patch coordinates; the image's object set from [CLS]) and, on every object token, three scene",
+        "  facts derived from the same labels: how many objects of its shape the image holds, how many",
+        "  objects in all, and its object's place from the left. A token then carries what \"how many\" and",
+        "  \"left to right\" need by itself instead of leaving the LM to assemble it from attention shares",
+        "  over the whole frame (shares that change when background tokens are pruned). Full images only.",
         "- Stage B: vision tower frozen (its features of every training frame cached once); projector + LM",
         "  learn the world's questions on full token sequences (several questions packed per image, each",
         "  attending to the visual prefix and itself; 1 fps clips of up to 30 frames, 2×2 pooled, for the",
@@ -499,7 +503,7 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "  pruning results are training-free.",
     ]
     if train_args:
-        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
+        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_a2", "lr_a2", "glob_weight", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
         lines.append("- Parameters: " + ", ".join(f"{k}={train_args.get(k)}" for k in keys))
     if train_info:
         lines.append(f"- Time: stage A {train_info.get('stage_a_s')} s, stage B {train_info.get('stage_b_s')} s.")

@@ -3,7 +3,8 @@
     /usr/bin/python3 tools/default-model/train.py --shards DIR --eval-shards DIR --out models/winnow-tiny
 
 Stage A: the vision tower learns dense labels the synthetic world gives for free (each patch's object
-class, object centres, coverage, patch coordinates; the image's object set from [CLS]).
+class, object centres, coverage, patch coordinates; the image's object set from [CLS]; and, on every
+object token, scene facts: objects of its shape, objects in all, its place from the left).
 Stage B: the vision tower is frozen (as LLaVA freezes CLIP) and the projector + LM learn the world's
 questions on full token sequences (no token dropping: pruning stays training-free).
 """
@@ -47,8 +48,50 @@ def patch_coords(g):
     return torch.stack(torch.meshgrid(torch.arange(g), torch.arange(g), indexing="ij"), -1).reshape(1, g * g, 2).float() / (g - 1)
 
 
+IGNORE = -100
+# Heads added after a checkpoint was saved start from their seeded init when it is loaded.
+NEW_HEADS = ("heads.count_head.", "heads.total_head.", "heads.rank_head.")
+
+
+def global_labels(lab, g):
+    """Per-patch scene facts for the object tokens, from the patch labels alone: [S, N] int64 each of
+    (objects of this token's shape, 1..3), (objects in the image, 1..3) and (this token's object's
+    place from the left by centre column, 0..2); IGNORE on background, and for the place when another
+    object's centre shares the column (the order is then below the labels' resolution).
+
+    Why: a token that overlaps an object otherwise says only what is under it, so "how many" and
+    "left to right" must be assembled by the LM from attention shares over the whole frame, and
+    those shares change when the background tokens are gone. A ViT token sees the whole image (as
+    CLIP's do); these labels make it carry the scene facts itself. Full images, no dropping.
+    Objects present at once never share shape and colour (SYNTHETIC_WORLD.md), so a patch's class
+    names its object."""
+    cls = lab[..., 0].astype(np.int64)
+    ctr = lab[..., 1] > 0
+    S, N = cls.shape
+    s_idx, n_idx = np.nonzero(ctr)
+    c_idx = cls[s_idx, n_idx]
+    pres = np.zeros((S, NUM_CLASSES), bool)
+    pres[s_idx, c_idx] = True
+    pres[:, 0] = False
+    col = np.full((S, NUM_CLASSES), 10**6, np.int64)
+    col[s_idx, c_idx] = n_idx % g
+    shape_of = np.concatenate([[0], (np.arange(1, NUM_CLASSES) - 1) // 6 + 1])
+    per_shape = np.zeros((S, 4), np.int64)
+    for sh in range(1, 4):
+        per_shape[:, sh] = pres[:, shape_of == sh].sum(1)
+    total = pres.sum(1)
+    before = (pres[:, None, :] & (col[:, None, :] < col[:, :, None])).sum(2)
+    tie = (pres[:, None, :] & (col[:, None, :] == col[:, :, None])).sum(2) > 1
+    obj = cls > 0
+    rows = np.arange(S)[:, None]
+    count = np.where(obj, np.minimum(per_shape[rows, shape_of[cls]], 3), IGNORE)
+    tot = np.where(obj, np.minimum(total, 3)[:, None], IGNORE)
+    rank = np.where(obj & ~tie[rows, cls], np.minimum(before[rows, cls], 2), IGNORE)
+    return count, tot, rank
+
+
 # ---------------------------------------------------------------- stage A
-def stage_a(model, data, steps, batch, lr, rng):
+def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag="A"):
     vit, heads = model.vit, model.heads
     params = list(vit.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
@@ -57,9 +100,10 @@ def stage_a(model, data, steps, batch, lr, rng):
     # stage A can then start while the video shards are still being rendered (--stop-after-a).
     n_s = len(data.still_rgb)
     coords = patch_coords(g)
+    g_count, g_total, g_rank = (torch.from_numpy(a) for a in global_labels(data.still_lab, g))
     t0 = time.time()
     for step in range(steps):
-        lr_now = lr * min(1.0, (step + 1) / 50) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        lr_now = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for pg in opt.param_groups:
             pg["lr"] = lr_now
         idx = rng.integers(0, n_s, size=batch)
@@ -80,7 +124,9 @@ def stage_a(model, data, steps, batch, lr, rng):
         shape_t = torch.where(cls_t > 0, (cls_t - 1) // 6 + 1, torch.zeros_like(cls_t))
         sw = 1.0 + 4.0 * centre_t
         loss_shape = (F.cross_entropy(heads.shape_head(h).reshape(-1, 4), shape_t.reshape(-1), reduction="none") * sw.reshape(-1)).sum() / sw.sum()
-        loss = loss_cls + loss_ctr + loss_cov + loss_xy + loss_set + loss_shape
+        ti = torch.from_numpy(idx)
+        loss_glob = glob_weight * sum(F.cross_entropy(head(h).reshape(-1, head.out_features), t[ti].reshape(-1), ignore_index=IGNORE) for head, t in ((heads.count_head, g_count), (heads.total_head, g_total), (heads.rank_head, g_rank)))
+        loss = loss_cls + loss_ctr + loss_cov + loss_xy + loss_set + loss_shape + (loss_glob if glob_weight > 0 else 0)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -93,7 +139,12 @@ def stage_a(model, data, steps, batch, lr, rng):
                 ctr = centre_t > 0
                 sp = heads.shape_head(h).argmax(-1)
                 acc_shape = (sp[ctr] == shape_t[ctr]).float().mean().item() if ctr.any() else 0
-            log(f"A {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} fg-acc {acc_fg:.3f} centre-shape-acc {acc_shape:.3f} {time.time()-t0:.0f}s")
+                accs = []
+                for head, t in ((heads.count_head, g_count), (heads.total_head, g_total), (heads.rank_head, g_rank)):
+                    tt = t[ti]
+                    m = tt != IGNORE
+                    accs.append((head(h).argmax(-1)[m] == tt[m]).float().mean().item() if m.any() else 0)
+            log(f"{tag} {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} glob {loss_glob.item():.3f} fg-acc {acc_fg:.3f} centre-shape-acc {acc_shape:.3f} count/total/rank-acc {accs[0]:.3f}/{accs[1]:.3f}/{accs[2]:.3f} {time.time()-t0:.0f}s")
 
 
 # ---------------------------------------------------------------- sequences
@@ -465,6 +516,9 @@ def main():
     ap.add_argument("--steps-a", type=int, default=1000)
     ap.add_argument("--batch-a", type=int, default=32)
     ap.add_argument("--lr-a", type=float, default=2e-3)
+    ap.add_argument("--steps-a2", type=int, default=1200, help="stage A phase 2 (0 = none): a fresh schedule from --lr-a2 with the scene-fact labels added at --glob-weight")
+    ap.add_argument("--lr-a2", type=float, default=1e-3)
+    ap.add_argument("--glob-weight", type=float, default=1.0)
     ap.add_argument("--steps-b", type=int, default=3000)
     ap.add_argument("--still-batch", type=int, default=16)
     ap.add_argument("--clip-batch", type=int, default=4)
@@ -488,6 +542,7 @@ def main():
     ap.add_argument("--attn-entropy", type=float, default=ATTN_ENTROPY, help="stage B phase 2: weight of the question and answer tokens' mean attention entropy (nats) added to the loss; label-free, full token sequences")
     ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
+    ap.add_argument("--resume-a1", help="checkpoint after stage A phase 1 (WORK/stage_a1.pt) to run phase A2 and stage B from")
     ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
     args = ap.parse_args()
 
@@ -503,7 +558,8 @@ def main():
     t_start = time.time()
     train_info = {}
     if args.from_checkpoint:
-        model.load_state_dict(torch.load(args.from_checkpoint))
+        missing, unexpected = model.load_state_dict(torch.load(args.from_checkpoint), strict=False)
+        assert not unexpected and all(k.startswith(NEW_HEADS) for k in missing), (missing, unexpected)
         log("loaded", args.from_checkpoint)
     elif not args.skip_train:
         data = Shards(args.shards, args.max_stills, args.max_videos)
@@ -511,16 +567,28 @@ def main():
         if args.resume_b1:
             # Phase-1 checkpoints may predate ProjectorHeads; those start from their seeded init.
             missing, unexpected = model.load_state_dict(torch.load(args.resume_b1), strict=False)
-            assert not unexpected and all(k.startswith("proj_heads.") for k in missing), (missing, unexpected)
+            assert not unexpected and all(k.startswith(("proj_heads.",) + NEW_HEADS) for k in missing), (missing, unexpected)
             log("resumed stage B phase 1 from", args.resume_b1)
         elif args.resume_a:
             # Stage A trains neither ProjectorHeads nor the projector; checkpoints saved before those
             # existed lack them (their seeded init is used, as in a run without --resume-a).
             missing, unexpected = model.load_state_dict(torch.load(args.resume_a), strict=False)
-            assert not unexpected and all(k.startswith(("proj_heads.", "projector.cell")) for k in missing), (missing, unexpected)
+            assert not unexpected and all(k.startswith(("proj_heads.", "projector.cell") + NEW_HEADS) for k in missing), (missing, unexpected)
             log("resumed stage A from", args.resume_a)
         else:
-            stage_a(model, data, args.steps_a, args.batch_a, args.lr_a, np_rng)
+            if args.resume_a1:
+                missing, unexpected = model.load_state_dict(torch.load(args.resume_a1), strict=False)
+                assert not unexpected and all(k.startswith(("proj_heads.", "projector.cell") + NEW_HEADS) for k in missing), (missing, unexpected)
+                log("resumed stage A phase 1 from", args.resume_a1)
+            else:
+                stage_a(model, data, args.steps_a, args.batch_a, args.lr_a, np_rng)
+                torch.save(model.state_dict(), os.path.join(args.work, "stage_a1.pt"))
+            # Phase A2: the same losses plus the scene facts (global_labels) on the object tokens. From
+            # the first step they competed with the per-patch labels they depend on (1000 steps with
+            # them from the start: centre shape accuracy 0.50 vs 1.00 without), so they come once
+            # shapes and colours are learned.
+            if args.steps_a2 > 0:
+                stage_a(model, data, args.steps_a2, args.batch_a, args.lr_a2, np_rng, glob_weight=args.glob_weight, warmup=20, tag="A2")
             torch.save(model.state_dict(), os.path.join(args.work, "stage_a.pt"))
             if args.stop_after_a:
                 log("stage A done in", round(time.time() - t_start), "s")
