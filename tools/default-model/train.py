@@ -53,6 +53,14 @@ IGNORE = -100
 NEW_HEADS = ("heads.count_head.", "heads.total_head.", "heads.rank_head.")
 
 
+def load_checkpoint(model, path, may_lack=()):
+    """Loads a state dict that may lack the NEW_HEADS and the given key prefixes (modules added after
+    it was saved, or not trained yet at that point: they keep their seeded init); anything else
+    missing or unexpected is an error."""
+    missing, unexpected = model.load_state_dict(torch.load(path), strict=False)
+    assert not unexpected and all(k.startswith(tuple(may_lack) + NEW_HEADS) for k in missing), (missing, unexpected)
+
+
 def global_labels(lab, g):
     """Per-patch scene facts for the object tokens, from the patch labels alone: [S, N] int64 each of
     (objects of this token's shape, 1..3), (objects in the image, 1..3) and (this token's object's
@@ -100,7 +108,8 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
     # stage A can then start while the video shards are still being rendered (--stop-after-a).
     n_s = len(data.still_rgb)
     coords = patch_coords(g)
-    g_count, g_total, g_rank = (torch.from_numpy(a) for a in global_labels(data.still_lab, g))
+    # (head, per-patch targets of all stills) for the scene facts; only phase A2 trains them.
+    glob = list(zip((heads.count_head, heads.total_head, heads.rank_head), (torch.from_numpy(a) for a in global_labels(data.still_lab, g)))) if glob_weight > 0 else []
     t0 = time.time()
     for step in range(steps):
         lr_now = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -125,8 +134,8 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
         sw = 1.0 + 4.0 * centre_t
         loss_shape = (F.cross_entropy(heads.shape_head(h).reshape(-1, 4), shape_t.reshape(-1), reduction="none") * sw.reshape(-1)).sum() / sw.sum()
         ti = torch.from_numpy(idx)
-        loss_glob = glob_weight * sum(F.cross_entropy(head(h).reshape(-1, head.out_features), t[ti].reshape(-1), ignore_index=IGNORE) for head, t in ((heads.count_head, g_count), (heads.total_head, g_total), (heads.rank_head, g_rank)))
-        loss = loss_cls + loss_ctr + loss_cov + loss_xy + loss_set + loss_shape + (loss_glob if glob_weight > 0 else 0)
+        loss_glob = glob_weight * sum(F.cross_entropy(head(h).reshape(-1, head.out_features), t[ti].reshape(-1), ignore_index=IGNORE) for head, t in glob) if glob else torch.zeros(())
+        loss = loss_cls + loss_ctr + loss_cov + loss_xy + loss_set + loss_shape + loss_glob
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -140,11 +149,12 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
                 sp = heads.shape_head(h).argmax(-1)
                 acc_shape = (sp[ctr] == shape_t[ctr]).float().mean().item() if ctr.any() else 0
                 accs = []
-                for head, t in ((heads.count_head, g_count), (heads.total_head, g_total), (heads.rank_head, g_rank)):
+                for head, t in glob:
                     tt = t[ti]
                     m = tt != IGNORE
-                    accs.append((head(h).argmax(-1)[m] == tt[m]).float().mean().item() if m.any() else 0)
-            log(f"{tag} {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} glob {loss_glob.item():.3f} fg-acc {acc_fg:.3f} centre-shape-acc {acc_shape:.3f} count/total/rank-acc {accs[0]:.3f}/{accs[1]:.3f}/{accs[2]:.3f} {time.time()-t0:.0f}s")
+                    accs.append(f"{(head(h).argmax(-1)[m] == tt[m]).float().mean().item() if m.any() else 0:.3f}")
+            facts = f" glob {loss_glob.item():.3f} count/total/rank-acc {'/'.join(accs)}" if glob else ""
+            log(f"{tag} {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} fg-acc {acc_fg:.3f} centre-shape-acc {acc_shape:.3f}{facts} {time.time()-t0:.0f}s")
 
 
 # ---------------------------------------------------------------- sequences
@@ -558,27 +568,23 @@ def main():
     t_start = time.time()
     train_info = {}
     if args.from_checkpoint:
-        missing, unexpected = model.load_state_dict(torch.load(args.from_checkpoint), strict=False)
-        assert not unexpected and all(k.startswith(NEW_HEADS) for k in missing), (missing, unexpected)
+        load_checkpoint(model, args.from_checkpoint)
         log("loaded", args.from_checkpoint)
     elif not args.skip_train:
         data = Shards(args.shards, args.max_stills, args.max_videos)
         log(f"train data: {len(data.stills)} stills, {len(data.videos)} videos, {len(data.video_rgb)} video frames")
         if args.resume_b1:
             # Phase-1 checkpoints may predate ProjectorHeads; those start from their seeded init.
-            missing, unexpected = model.load_state_dict(torch.load(args.resume_b1), strict=False)
-            assert not unexpected and all(k.startswith(("proj_heads.",) + NEW_HEADS) for k in missing), (missing, unexpected)
+            load_checkpoint(model, args.resume_b1, ("proj_heads.",))
             log("resumed stage B phase 1 from", args.resume_b1)
         elif args.resume_a:
             # Stage A trains neither ProjectorHeads nor the projector; checkpoints saved before those
             # existed lack them (their seeded init is used, as in a run without --resume-a).
-            missing, unexpected = model.load_state_dict(torch.load(args.resume_a), strict=False)
-            assert not unexpected and all(k.startswith(("proj_heads.", "projector.cell") + NEW_HEADS) for k in missing), (missing, unexpected)
+            load_checkpoint(model, args.resume_a, ("proj_heads.", "projector.cell"))
             log("resumed stage A from", args.resume_a)
         else:
             if args.resume_a1:
-                missing, unexpected = model.load_state_dict(torch.load(args.resume_a1), strict=False)
-                assert not unexpected and all(k.startswith(("proj_heads.", "projector.cell") + NEW_HEADS) for k in missing), (missing, unexpected)
+                load_checkpoint(model, args.resume_a1, ("proj_heads.", "projector.cell"))
                 log("resumed stage A phase 1 from", args.resume_a1)
             else:
                 stage_a(model, data, args.steps_a, args.batch_a, args.lr_a, np_rng)
