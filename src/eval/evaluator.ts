@@ -11,7 +11,7 @@ import { encode, type EncodedFrame } from '../encode/index.js';
 import { WinnowError, throwIfAborted } from '../errors.js';
 import { openVideo, probe } from '../ingest/index.js';
 import type { VideoContext } from '../llm/index.js';
-import { Pruner, createPrototypeIndex, loadCodebook, type Codebook, type PrototypeIndex, type PrunerOptions } from '../prune/index.js';
+import { Pruner, checkCodebookEncoder, createPrototypeIndex, loadCodebook, type EncoderCheckPolicy, type Codebook, type PrototypeIndex, type PrunerOptions } from '../prune/index.js';
 import type { QaPair } from '../synth/index.js';
 import type { AnswerRecord, EvalConfig, SceneConfigResult, SceneRef } from './types.js';
 
@@ -20,6 +20,8 @@ export interface EvaluatorLoadOptions {
   model?: string;
   /** Codebook (.safetensors / .pt). Default: the bundled model's, when installed and no --model is given. */
   codebook?: string;
+  /** A codebook built for another vision encoder: 'error' (default), 'warn' (logged) or 'off'. */
+  codebookCheck?: EncoderCheckPolicy;
   /** Frames per second sampled from videos. Default 1. */
   fps?: number;
   /** onnxruntime intra-op threads per session. Default: onnxruntime's choice. */
@@ -86,6 +88,8 @@ export class Evaluator {
     try {
       if (codebookPath) {
         codebook = await loadCodebook(codebookPath, { signal: opts.signal });
+        const encoderFile = pipeline.folder.files.components.vision_encoder;
+        if (encoderFile) await checkCodebookEncoder(codebook, encoderFile, { policy: opts.codebookCheck, onWarning: (e) => log(`warning: ${e.message}`), signal: opts.signal });
         index = await createPrototypeIndex(codebook.prototypes, codebook.count, codebook.dim, { signal: opts.signal });
       } else {
         log('note: no codebook (pass --codebook); codebook strategies are skipped');

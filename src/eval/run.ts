@@ -175,11 +175,12 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
       const partAc = new AbortController();
       const onOuter = (): void => partAc.abort(signal?.reason);
       signal?.addEventListener('abort', onOuter, { once: true });
+      // Workers skip the codebook/encoder check: this process made it (and reported any warning) once.
       for (let w = 1; w < workers && w < scenes.length; w++) {
         const mine = scenes.map((scene, index) => ({ index, scene })).filter((x) => x.index % workers === w);
         children.push(
           runWorker(
-            { load: { model: options.model, codebook: cb?.path, fps: ev.fps, threads: options.threads, randomSeed: ev.randomSeed }, configs, scenes: mine, families: [...families], checkpoints },
+            { load: { model: options.model, codebook: cb?.path, codebookCheck: 'off', fps: ev.fps, threads: options.threads, randomSeed: ev.randomSeed }, configs, scenes: mine, families: [...families], checkpoints },
             (index, result) => {
               slots[index] = result;
               progress();

@@ -2,7 +2,8 @@
 // Our on-disk format is safetensors (tensor `prototypes`, metadata values JSON-encoded); the
 // paper's released PyTorch `.pt` files load directly too.
 import { readFile, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { WinnowError, throwIfAborted } from '../errors.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
@@ -237,4 +238,65 @@ export function codebookNormStats(cb: Codebook): CodebookNormStats {
     sum += n;
   }
   return { min, mean: sum / cb.count, max };
+}
+
+/** SHA-256 (hex) of a file, streamed: a real export's vision encoder is hundreds of MB. */
+export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash('sha256');
+  try {
+    for await (const chunk of createReadStream(path)) {
+      throwIfAborted(signal);
+      h.update(chunk as Buffer);
+    }
+  } catch (e) {
+    if (e instanceof WinnowError) throw e;
+    throw new WinnowError('WINNOW_ERR_IO', `could not read ${path}`, { cause: e, details: { path } });
+  }
+  return h.digest('hex');
+}
+
+/**
+ * What to do when a codebook records the vision encoder it was built with and the model's encoder
+ * is another file: 'error' (WINNOW_ERR_CODEBOOK_MISMATCH), 'warn' (report, then prune anyway) or
+ * 'off' (do not hash the encoder).
+ */
+export type EncoderCheckPolicy = 'error' | 'warn' | 'off';
+
+export interface CodebookEncoderCheck {
+  /** 'unrecorded': the codebook does not name its encoder (e.g. an imported `.pt`), nothing to compare. */
+  status: 'match' | 'mismatch' | 'unrecorded' | 'skipped';
+  expectedSha256?: string;
+  actualSha256?: string;
+}
+
+export interface CheckCodebookEncoderOptions {
+  /** Default 'error'. */
+  policy?: EncoderCheckPolicy;
+  /** Receives the mismatch under policy 'warn'. */
+  onWarning?: (error: WinnowError) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Checks that `codebook` was built from the encoder at `encoderPath`. Why: prototypes live in one
+ * encoder's feature space. Against another encoder of the same width, scoring still runs and
+ * returns plausible numbers, so pruning goes silently wrong. The width check alone does not catch
+ * a retrained encoder.
+ */
+export async function checkCodebookEncoder(codebook: Codebook, encoderPath: string, options: CheckCodebookEncoderOptions = {}): Promise<CodebookEncoderCheck> {
+  const policy = options.policy ?? 'error';
+  if (!['error', 'warn', 'off'].includes(policy)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `encoder check policy must be error, warn or off, got ${String(policy)}`);
+  const expected = codebook.model?.visionEncoderSha256?.toLowerCase();
+  if (policy === 'off') return { status: 'skipped' };
+  if (!expected) return { status: 'unrecorded' };
+  const actual = await sha256File(encoderPath, options.signal);
+  if (actual === expected) return { status: 'match', expectedSha256: expected, actualSha256: actual };
+  const error = new WinnowError(
+    'WINNOW_ERR_CODEBOOK_MISMATCH',
+    `codebook ${codebook.path ?? ''} was built for vision encoder sha256 ${expected.slice(0, 12)}…, but ${encoderPath} is ${actual.slice(0, 12)}…; rebuild the codebook for this model (winnow codebook build), or accept the mismatch explicitly`,
+    { details: { codebook: codebook.path, encoder: encoderPath, expectedSha256: expected, actualSha256: actual } },
+  );
+  if (policy === 'error') throw error;
+  options.onWarning?.(error);
+  return { status: 'mismatch', expectedSha256: expected, actualSha256: actual };
 }

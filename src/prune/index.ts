@@ -8,10 +8,12 @@ export {
   decodeSafetensorsCodebook,
   decodeTorchCodebook,
   codebookNormStats,
+  checkCodebookEncoder,
+  sha256File,
   samplesPathFor,
   CODEBOOK_FORMAT_VERSION,
 } from './codebook.js';
-export type { Codebook, CodebookModelInfo, CodebookDefaults, CodebookBuildInfo, LoadCodebookOptions, CodebookNormStats } from './codebook.js';
+export type { Codebook, CodebookModelInfo, CodebookDefaults, CodebookBuildInfo, LoadCodebookOptions, CodebookNormStats, EncoderCheckPolicy, CodebookEncoderCheck, CheckCodebookEncoderOptions } from './codebook.js';
 export { createPrototypeIndex } from './prototype-index.js';
 export type { PrototypeIndex, PrototypeIndexOptions, HnswOptions, IndexBackend, ExactKernel, ScoreBuffers } from './prototype-index.js';
 export {

@@ -3,7 +3,7 @@
 // the kept rows. `prune(pruner)` wraps it as an RxJS operator with a bounded input queue.
 import { Observable, type OperatorFunction } from 'rxjs';
 import { WinnowError, throwIfAborted, toWinnowError } from '../errors.js';
-import { loadCodebook, type Codebook } from './codebook.js';
+import { checkCodebookEncoder, loadCodebook, type Codebook, type EncoderCheckPolicy } from './codebook.js';
 import { createPrototypeIndex, type PrototypeIndex, type PrototypeIndexOptions } from './prototype-index.js';
 import {
   clsStrategy,
@@ -41,6 +41,16 @@ export interface PrunerOptions {
 export interface PrunerLoadOptions extends PrunerOptions {
   /** A Codebook, or a path to `.safetensors` / `.pt`. Required for threshold/ratio/double-softmax. */
   codebook?: Codebook | string;
+  /**
+   * The vision encoder file whose tokens will be pruned. When given and the codebook records the
+   * encoder it was built with (`model.visionEncoderSha256`), the two are compared under
+   * `encoderCheck`.
+   */
+  visionEncoderPath?: string;
+  /** See EncoderCheckPolicy. Default 'error' (WINNOW_ERR_CODEBOOK_MISMATCH). */
+  encoderCheck?: EncoderCheckPolicy;
+  /** Receives a mismatch under `encoderCheck: 'warn'`. */
+  onWarning?: (error: WinnowError) => void;
   signal?: AbortSignal;
 }
 
@@ -74,6 +84,9 @@ export class Pruner {
 
   static async load(opts: PrunerLoadOptions): Promise<Pruner> {
     const codebook = typeof opts.codebook === 'string' ? await loadCodebook(opts.codebook, { signal: opts.signal }) : opts.codebook;
+    if (codebook && opts.visionEncoderPath) {
+      await checkCodebookEncoder(codebook, opts.visionEncoderPath, { policy: opts.encoderCheck, onWarning: opts.onWarning, signal: opts.signal });
+    }
     const index = codebook ? await createPrototypeIndex(codebook.prototypes, codebook.count, codebook.dim, { ...opts.index, signal: opts.signal }) : undefined;
     try {
       return new Pruner(codebook, index, opts);

@@ -11,7 +11,7 @@ import { WinnowError, throwIfAborted } from '../errors.js';
 import { ModelFolder, encode, type EncodedFrame, type ExecutionProviderOption } from '../encode/index.js';
 import type { Frame } from '../ingest/types.js';
 import { LanguageModel } from '../llm/index.js';
-import { Pruner, createPrototypeIndex, loadCodebook, type Codebook, type PrototypeIndex, type StrategyName } from '../prune/index.js';
+import { Pruner, checkCodebookEncoder, createPrototypeIndex, loadCodebook, type Codebook, type EncoderCheckPolicy, type PrototypeIndex, type StrategyName } from '../prune/index.js';
 
 export const DEFAULT_MODEL_DIR = 'models/winnow-tiny';
 export const DEFAULT_CODEBOOK = 'codebooks/winnow-tiny.safetensors';
@@ -28,6 +28,14 @@ export interface EngineOptions {
    * (sessions then default to strategy `none`).
    */
   codebook?: string | Codebook;
+  /**
+   * A codebook built for another vision encoder (its recorded sha256 differs from the model's
+   * `onnx/vision_encoder*.onnx`): 'error' (WINNOW_ERR_CODEBOOK_MISMATCH, the default), 'warn'
+   * (`onWarning`, then prune anyway) or 'off'.
+   */
+  codebookCheck?: EncoderCheckPolicy;
+  /** Non-fatal problems found while loading (a codebook mismatch under `codebookCheck: 'warn'`). */
+  onWarning?: (error: WinnowError) => void;
   /** onnxruntime intra-op threads per session. Default: onnxruntime's choice. */
   threads?: number;
   /**
@@ -219,6 +227,8 @@ export class WinnowEngine {
     let index: PrototypeIndex | undefined;
     try {
       lm = await LanguageModel.fromModelFolder(folder, { signal });
+      const encoderFile = folder.files.components.vision_encoder;
+      if (codebook && encoderFile) await checkCodebookEncoder(codebook, encoderFile, { policy: options.codebookCheck, onWarning: options.onWarning, signal });
       if (codebook) index = await createPrototypeIndex(codebook.prototypes, codebook.count, codebook.dim, { signal });
       return new WinnowEngine(folder, lm, codebook, index, options);
     } catch (e) {

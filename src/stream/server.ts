@@ -10,7 +10,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { WinnowError, toWinnowError, type WinnowErrorCode } from '../errors.js';
 import type { FfmpegEnv } from '../ingest/types.js';
-import type { Codebook } from '../prune/index.js';
+import type { Codebook, EncoderCheckPolicy } from '../prune/index.js';
 import type { ExecutionProviderOption } from '../encode/index.js';
 import { BEARER_PROTOCOL_PREFIX, SourcePolicy, bearerFrom, isLoopbackHost, tokensEqual, type SourcePolicyOptions } from './access.js';
 import { WinnowEngine, packageRoot } from './engine.js';
@@ -37,6 +37,8 @@ export interface ServerOptions extends SourcePolicyOptions {
   engine?: WinnowEngine;
   model?: string;
   codebook?: string | Codebook;
+  /** Engine option: a codebook built for another vision encoder is an error (default), a logged warning, or not checked. */
+  codebookCheck?: EncoderCheckPolicy;
   threads?: number;
   /** Where the model runs (engine option; default 'auto': CUDA when available, else CPU). */
   executionProvider?: ExecutionProviderOption;
@@ -622,6 +624,8 @@ export async function createServer(options: ServerOptions = {}): Promise<WinnowS
     (await WinnowEngine.load({
       ...(options.model ? { model: options.model } : {}),
       ...(options.codebook ? { codebook: options.codebook } : {}),
+      ...(options.codebookCheck ? { codebookCheck: options.codebookCheck } : {}),
+      ...(options.log ? { onWarning: (e: WinnowError) => options.log?.(`warning: ${e.message}`) } : {}),
       ...(options.threads ? { threads: options.threads } : {}),
       ...(options.executionProvider ? { executionProvider: options.executionProvider } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

@@ -25,6 +25,8 @@ export interface AskCommandOptions {
   temporal?: number;
   model?: string;
   codebook?: string;
+  /** When the codebook was built for another vision encoder: 'error' (default), 'warn' or 'off'. */
+  codebookCheck?: 'error' | 'warn' | 'off';
   json?: boolean;
   maxNewTokens?: number;
   maxContextTokens?: number;
@@ -141,6 +143,9 @@ export class AskPipeline {
         tau: opts.tau,
         ratio: opts.ratio,
         temporal: opts.temporal !== undefined ? { tau: opts.temporal } : undefined,
+        visionEncoderPath: folder.files.components.vision_encoder,
+        encoderCheck: opts.codebookCheck,
+        onWarning: (e) => io.log(`warning: ${e.message}`),
         signal,
       });
       return new AskPipeline(folder, lm, pruner, opts);
@@ -317,6 +322,7 @@ export function registerAsk(program: Command): void {
     .option('--temporal <tau>', 'also drop tokens at least this similar to the last kept token at the same place', unitInterval('--temporal'))
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled model\'s)')
+    .addOption(new Option('--codebook-check <policy>', 'a codebook built for another vision encoder: error (default), warn and prune anyway, or off (no hashing)').choices(['error', 'warn', 'off']))
     .option('--max-new-tokens <n>', 'longest answer in tokens (default: the model\'s generation_config)', positiveInt('--max-new-tokens'))
     .option('--max-context-tokens <n>', 'KV-cache budget; the oldest frames are evicted beyond it', positiveInt('--max-context-tokens'))
     .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))

@@ -21,6 +21,7 @@ interface ServeOptions {
   port: number;
   model?: string;
   codebook?: string;
+  codebookCheck?: 'error' | 'warn' | 'off';
   token?: string;
   allowPath: string[];
   allowUrlScheme: string[];
@@ -46,6 +47,7 @@ export function registerServe(program: Command): void {
     .option('--port <n>', 'port (0 = any free port)', intAtLeast('--port', 0), 8787)
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled one when installed)')
+    .addOption(new Option('--codebook-check <policy>', 'a codebook built for another vision encoder: error (default), warn and prune anyway, or off (no hashing)').choices(['error', 'warn', 'off']))
     .option('--token <t>', 'bearer token clients must send (or env WINNOW_TOKEN)')
     .option('--allow-path <dir>', 'let clients open files under DIR (repeatable)', collect, [])
     .option('--allow-url-scheme <s>', 'let clients open URLs with these schemes, e.g. rtsp,https (repeatable)', collect, [])
@@ -81,6 +83,7 @@ export function registerServe(program: Command): void {
           port: opts.port,
           ...(opts.model ? { model: opts.model } : {}),
           ...(opts.codebook ? { codebook: opts.codebook } : {}),
+          ...(opts.codebookCheck ? { codebookCheck: opts.codebookCheck } : {}),
           ...(token ? { token } : {}),
           ...(opts.threads ? { threads: opts.threads } : {}),
           ...(opts.executionProvider ? { executionProvider: opts.executionProvider } : {}),

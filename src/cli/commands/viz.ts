@@ -17,6 +17,8 @@ export interface VizOptions {
   temporal?: number;
   model?: string;
   codebook?: string;
+  /** A codebook built for another vision encoder: 'error' (default), 'warn' (logged) or 'off'. */
+  codebookCheck?: 'error' | 'warn' | 'off';
   /** Frames on a video's contact sheet. Default 8. */
   frames?: number;
   /** Tiles per row. Default 4. */
@@ -76,6 +78,9 @@ export async function runViz(source: string, opts: VizOptions, io: { signal?: Ab
       ...(opts.tau !== undefined ? { tau: opts.tau } : {}),
       ...(opts.ratio !== undefined ? { ratio: opts.ratio } : {}),
       ...(opts.temporal !== undefined ? { temporal: { tau: opts.temporal } } : {}),
+      visionEncoderPath: model.files.components.vision_encoder,
+      encoderCheck: opts.codebookCheck,
+      onWarning: (e) => log(`warning: ${e.message}`),
       signal,
     });
     closers.unshift(() => pruner.close());
@@ -146,6 +151,7 @@ export function registerViz(program: Command): void {
     .option('--temporal <tau>', 'also drop tokens this similar to the same place in the last kept frame', numberIn('--temporal', -1, 1))
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', "codebook .safetensors or .pt (default: the bundled model's, when present)")
+    .addOption(new Option('--codebook-check <policy>', 'a codebook built for another vision encoder: error (default), warn and prune anyway, or off').choices(['error', 'warn', 'off']))
     .option('--frames <n>', 'frames on a video contact sheet', numberIn('--frames', 1, 64, true), 8)
     .option('--columns <n>', 'tiles per row on a contact sheet', numberIn('--columns', 1, 16, true), 4)
     .option('--threads <n>', 'onnxruntime intra-op threads', numberIn('--threads', 1, 256, true))

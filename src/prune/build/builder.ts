@@ -2,8 +2,7 @@
 // experiments → low-information tokens → per-image and global DPC-KNN → a safetensors codebook.
 // Work is checkpointed per image in a work dir, so a killed build resumes where it stopped and
 // ends with the same codebook an uninterrupted one would.
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { lastValueFrom, of } from 'rxjs';
@@ -12,7 +11,7 @@ import { ModelFolder, encode } from '../../encode/index.js';
 import type * as ort from 'onnxruntime-node';
 import { TextTokenizer, loadLanguageModelConfig, readDecoderContract } from '../../llm/index.js';
 import type { DecoderContract, LanguageModelConfig } from '../../llm/index.js';
-import { saveCodebook, type Codebook } from '../codebook.js';
+import { saveCodebook, sha256File, type Codebook } from '../codebook.js';
 import { renderAnalysis } from './analyze.js';
 import { measureImage, sequencesPerImage, type ExperimentOptions } from './experiments.js';
 import { BatchedForward, buildLayout, type ForwardStats, type PromptLayout } from './forward.js';
@@ -132,15 +131,6 @@ export interface CodebookBuildResult {
   modelFingerprint: string;
   timings: { totalMs: number; experimentsMs: number; globalClusteringMs: number };
   forward: ForwardStats;
-}
-
-export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) {
-    throwIfAborted(signal);
-    h.update(chunk as Buffer);
-  }
-  return h.digest('hex');
 }
 
 function checkInt(name: string, v: number, min: number): void {

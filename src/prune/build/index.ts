@@ -1,5 +1,5 @@
 // Public surface of the codebook builder (`winnow codebook build`).
-export { buildCodebook, loadExperimentModel, imageSelection, summarize, sha256File, analysisName, REFERENCE_PARAMETERS, DEFAULT_BATCH } from './builder.js';
+export { buildCodebook, loadExperimentModel, imageSelection, summarize, analysisName, REFERENCE_PARAMETERS, DEFAULT_BATCH } from './builder.js';
 export { mergeNearDuplicates, DEFAULT_MERGE_COSINE } from './merge.js';
 export type { MergeResult } from './merge.js';
 export type { ExperimentModel, CodebookBuildOptions, CodebookBuildParameters, CodebookBuildResult, BuildProgress, Distributions } from './builder.js';
@@ -15,3 +15,4 @@ export type { SelectionOptions, GlobalSelection } from './select.js';
 export { WorkDir } from './workdir.js';
 export type { ImageRecord } from './workdir.js';
 export { renderAnalysis } from './analyze.js';
+export { sha256File } from '../codebook.js';
