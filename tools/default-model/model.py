@@ -147,12 +147,10 @@ class DenseHeads(nn.Module):
         self.shape_head = nn.Linear(d, 4)  # background, circle, square, triangle
         self.set_head = nn.Linear(d, NUM_CLASSES - 1)
         # Scene-level facts read back from every object token (train.global_labels): how many objects
-        # of its shape the image holds, how many objects in all, its place from the left, and the side
-        # of the mid-line its object is on.
+        # of its shape the image holds, how many objects in all, and its place from the left.
         self.count_head = nn.Linear(d, 4)
         self.total_head = nn.Linear(d, 4)
         self.rank_head = nn.Linear(d, 3)
-        self.side_head = nn.Linear(d, 2)
 
 
 class ProjectorHeads(nn.Module):

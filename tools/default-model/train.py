@@ -50,7 +50,7 @@ def patch_coords(g):
 
 IGNORE = -100
 # Heads added after a checkpoint was saved start from their seeded init when it is loaded.
-NEW_HEADS = ("heads.count_head.", "heads.total_head.", "heads.rank_head.", "heads.side_head.")
+NEW_HEADS = ("heads.count_head.", "heads.total_head.", "heads.rank_head.")
 
 
 def load_checkpoint(model, path, may_lack=()):
@@ -63,16 +63,13 @@ def load_checkpoint(model, path, may_lack=()):
 
 def global_labels(lab, g):
     """Per-patch scene facts for the object tokens, from the patch labels alone: [S, N] int64 each of
-    (objects of this token's shape, 1..3), (objects in the image, 1..3), (this token's object's
-    place from the left by centre column, 0..2) and (the side of the vertical mid-line its object's
-    centre lies on, 0 left / 1 right); IGNORE on background, and for the place when another
+    (objects of this token's shape, 1..3), (objects in the image, 1..3) and (this token's object's
+    place from the left by centre column, 0..2); IGNORE on background, and for the place when another
     object's centre shares the column (the order is then below the labels' resolution).
 
     Why: a token that overlaps an object otherwise says only what is under it, so "how many" and
     "left to right" must be assembled by the LM from attention shares over the whole frame, and
-    those shares change when the background tokens are gone. The side is its own fact because the
-    place alone misled: with only the object tokens kept, an LM trained on place-from-left answered
-    "left" for 48 of 56 lone objects on the right (the background tokens had told it otherwise). A ViT token sees the whole image (as
+    those shares change when the background tokens are gone. A ViT token sees the whole image (as
     CLIP's do); these labels make it carry the scene facts itself. Full images, no dropping.
     Objects present at once never share shape and colour (SYNTHETIC_WORLD.md), so a patch's class
     names its object."""
@@ -98,10 +95,7 @@ def global_labels(lab, g):
     count = np.where(obj, np.minimum(per_shape[rows, shape_of[cls]], 3), IGNORE)
     tot = np.where(obj, np.minimum(total, 3)[:, None], IGNORE)
     rank = np.where(obj & ~tie[rows, cls], np.minimum(before[rows, cls], 2), IGNORE)
-    # The canvas is landscape, so "fit" padding adds rows only and the mid-line is the boundary
-    # between columns g/2-1 and g/2: the column of the centre patch gives the side exactly.
-    side = np.where(obj & (col[rows, cls] < g), (col[rows, cls] >= g // 2).astype(np.int64), IGNORE)
-    return count, tot, rank, side
+    return count, tot, rank
 
 
 # ---------------------------------------------------------------- stage A
@@ -115,7 +109,7 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
     n_s = len(data.still_rgb)
     coords = patch_coords(g)
     # (head, per-patch targets of all stills) for the scene facts; only phase A2 trains them.
-    glob = list(zip((heads.count_head, heads.total_head, heads.rank_head, heads.side_head), (torch.from_numpy(a) for a in global_labels(data.still_lab, g)))) if glob_weight > 0 else []
+    glob = list(zip((heads.count_head, heads.total_head, heads.rank_head), (torch.from_numpy(a) for a in global_labels(data.still_lab, g)))) if glob_weight > 0 else []
     t0 = time.time()
     for step in range(steps):
         lr_now = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -159,7 +153,7 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
                     tt = t[ti]
                     m = tt != IGNORE
                     accs.append(f"{(head(h).argmax(-1)[m] == tt[m]).float().mean().item() if m.any() else 0:.3f}")
-            facts = f" glob {loss_glob.item():.3f} count/total/rank/side-acc {'/'.join(accs)}" if glob else ""
+            facts = f" glob {loss_glob.item():.3f} count/total/rank-acc {'/'.join(accs)}" if glob else ""
             log(f"{tag} {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} fg-acc {acc_fg:.3f} centre-shape-acc {acc_shape:.3f}{facts} {time.time()-t0:.0f}s")
 
 
