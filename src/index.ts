@@ -26,6 +26,7 @@ export {
   loadCodebook,
   saveCodebook,
   codebookNormStats,
+  checkCodebookEncoder,
   createPrototypeIndex,
   TemporalFilter,
   thresholdStrategy,
@@ -48,6 +49,8 @@ export type {
   PrunerOptions,
   PrunerLoadOptions,
   PruneOperatorOptions,
+  EncoderCheckPolicy,
+  CodebookEncoderCheck,
 } from './prune/index.js';
 export { ModelFolder, loadModel, encode, poolTokenGrid, rgbToNormalizedChw, normalizationTable, pixelValues } from './encode/index.js';
 export type {
