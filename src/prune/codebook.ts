@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { WinnowError, throwIfAborted } from '../errors.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import { readTorchTensor } from './torch-pt.js';
-import { STRATEGY_NAMES, type StrategyName } from './types.js';
+import { ENCODER_CHECK_POLICIES, STRATEGY_NAMES, type EncoderCheckPolicy, type StrategyName } from './types.js';
 
 export const CODEBOOK_FORMAT_VERSION = 'winnow-codebook/1';
 
@@ -255,12 +255,7 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
   return h.digest('hex');
 }
 
-/**
- * What to do when a codebook records the vision encoder it was built with and the model's encoder
- * is another file: 'error' (WINNOW_ERR_CODEBOOK_MISMATCH), 'warn' (report, then prune anyway) or
- * 'off' (do not hash the encoder).
- */
-export type EncoderCheckPolicy = 'error' | 'warn' | 'off';
+export type { EncoderCheckPolicy };
 
 export interface CodebookEncoderCheck {
   /** 'unrecorded': the codebook does not name its encoder (e.g. an imported `.pt`), nothing to compare. */
@@ -285,7 +280,7 @@ export interface CheckCodebookEncoderOptions {
  */
 export async function checkCodebookEncoder(codebook: Codebook, encoderPath: string, options: CheckCodebookEncoderOptions = {}): Promise<CodebookEncoderCheck> {
   const policy = options.policy ?? 'error';
-  if (!['error', 'warn', 'off'].includes(policy)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `encoder check policy must be error, warn or off, got ${String(policy)}`);
+  if (!ENCODER_CHECK_POLICIES.includes(policy)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `encoder check policy must be error, warn or off, got ${String(policy)}`);
   const expected = codebook.model?.visionEncoderSha256?.toLowerCase();
   if (policy === 'off') return { status: 'skipped' };
   if (!expected) return { status: 'unrecorded' };

@@ -1,6 +1,6 @@
 // Public surface of the prune stage.
 export type { EncodedFrame, PrunedFrame, PruneStats, StrategyName } from './types.js';
-export { STRATEGY_NAMES, CODEBOOK_STRATEGIES } from './types.js';
+export { STRATEGY_NAMES, CODEBOOK_STRATEGIES, ENCODER_CHECK_POLICIES } from './types.js';
 export {
   loadCodebook,
   saveCodebook,

@@ -42,5 +42,13 @@ export type StrategyName = 'threshold' | 'ratio' | 'double-softmax' | 'random' |
 
 export const STRATEGY_NAMES: readonly StrategyName[] = ['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none'];
 
+/**
+ * What to do when a codebook records the vision encoder it was built with and the model's encoder
+ * is another file: 'error' (WINNOW_ERR_CODEBOOK_MISMATCH), 'warn' (report, then prune anyway) or
+ * 'off' (do not hash the encoder).
+ */
+export const ENCODER_CHECK_POLICIES = ['error', 'warn', 'off'] as const;
+export type EncoderCheckPolicy = (typeof ENCODER_CHECK_POLICIES)[number];
+
 /** Strategies that need a codebook to score tokens. */
 export const CODEBOOK_STRATEGIES: ReadonlySet<StrategyName> = new Set(['threshold', 'ratio', 'double-softmax']);

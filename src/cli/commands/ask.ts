@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { codebookCheckOption, type EncoderCheckPolicy } from './options.js';
 import { WinnowError, isWinnowError } from '../../errors.js';
 import type { VideoSource } from '../../ingest/types.js';
 
@@ -26,7 +27,7 @@ export interface AskCommandOptions {
   model?: string;
   codebook?: string;
   /** When the codebook was built for another vision encoder: 'error' (default), 'warn' or 'off'. */
-  codebookCheck?: 'error' | 'warn' | 'off';
+  codebookCheck?: EncoderCheckPolicy;
   json?: boolean;
   maxNewTokens?: number;
   maxContextTokens?: number;
@@ -322,7 +323,7 @@ export function registerAsk(program: Command): void {
     .option('--temporal <tau>', 'also drop tokens at least this similar to the last kept token at the same place', unitInterval('--temporal'))
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled model\'s)')
-    .addOption(new Option('--codebook-check <policy>', 'a codebook built for another vision encoder: error (default), warn and prune anyway, or off (no hashing)').choices(['error', 'warn', 'off']))
+    .addOption(codebookCheckOption())
     .option('--max-new-tokens <n>', 'longest answer in tokens (default: the model\'s generation_config)', positiveInt('--max-new-tokens'))
     .option('--max-context-tokens <n>', 'KV-cache budget; the oldest frames are evicted beyond it', positiveInt('--max-context-tokens'))
     .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))

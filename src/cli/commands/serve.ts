@@ -1,6 +1,7 @@
 // `winnow serve`: the WebSocket video-QA server (docs/protocol.md). Environment is read here, at
 // the entry point: WINNOW_TOKEN (instead of --token, which shows in `ps`), WINNOW_FFMPEG.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { codebookCheckOption, type EncoderCheckPolicy } from './options.js';
 import { WinnowError, isWinnowError } from '../../errors.js';
 
 function intAtLeast(name: string, min: number) {
@@ -21,7 +22,7 @@ interface ServeOptions {
   port: number;
   model?: string;
   codebook?: string;
-  codebookCheck?: 'error' | 'warn' | 'off';
+  codebookCheck?: EncoderCheckPolicy;
   token?: string;
   allowPath: string[];
   allowUrlScheme: string[];
@@ -47,7 +48,7 @@ export function registerServe(program: Command): void {
     .option('--port <n>', 'port (0 = any free port)', intAtLeast('--port', 0), 8787)
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled one when installed)')
-    .addOption(new Option('--codebook-check <policy>', 'a codebook built for another vision encoder: error (default), warn and prune anyway, or off (no hashing)').choices(['error', 'warn', 'off']))
+    .addOption(codebookCheckOption())
     .option('--token <t>', 'bearer token clients must send (or env WINNOW_TOKEN)')
     .option('--allow-path <dir>', 'let clients open files under DIR (repeatable)', collect, [])
     .option('--allow-url-scheme <s>', 'let clients open URLs with these schemes, e.g. rtsp,https (repeatable)', collect, [])

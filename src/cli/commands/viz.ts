@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { codebookCheckOption, type EncoderCheckPolicy } from './options.js';
 import { WinnowError, isWinnowError, throwIfAborted } from '../../errors.js';
 import type { StrategyName } from '../../prune/types.js';
 
@@ -18,7 +19,7 @@ export interface VizOptions {
   model?: string;
   codebook?: string;
   /** A codebook built for another vision encoder: 'error' (default), 'warn' (logged) or 'off'. */
-  codebookCheck?: 'error' | 'warn' | 'off';
+  codebookCheck?: EncoderCheckPolicy;
   /** Frames on a video's contact sheet. Default 8. */
   frames?: number;
   /** Tiles per row. Default 4. */
@@ -151,7 +152,7 @@ export function registerViz(program: Command): void {
     .option('--temporal <tau>', 'also drop tokens this similar to the same place in the last kept frame', numberIn('--temporal', -1, 1))
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', "codebook .safetensors or .pt (default: the bundled model's, when present)")
-    .addOption(new Option('--codebook-check <policy>', 'a codebook built for another vision encoder: error (default), warn and prune anyway, or off').choices(['error', 'warn', 'off']))
+    .addOption(codebookCheckOption())
     .option('--frames <n>', 'frames on a video contact sheet', numberIn('--frames', 1, 64, true), 8)
     .option('--columns <n>', 'tiles per row on a contact sheet', numberIn('--columns', 1, 16, true), 4)
     .option('--threads <n>', 'onnxruntime intra-op threads', numberIn('--threads', 1, 256, true))
