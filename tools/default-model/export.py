@@ -493,7 +493,8 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "  attending to the visual prefix and itself; 1 fps clips of up to 30 frames, 2×2 pooled, for the",
         "  video questions, mixed in after the first 20 % of steps). LM loss only, steps_b1 steps of a",
         "  steps_b-step schedule (warm-up, cosine). Phase 2 (steps_b2 steps, a fresh schedule from lr_b2,",
-        "  clip_frac_b2 of the batches clips): the same loss plus attn_entropy × the mean attention entropy",
+        "  clip_frac_b2 of the batches clips, clip_last_b2 of those ending at the video's last frame): the",
+        "  same loss plus attn_entropy × the mean attention entropy",
         "  (nats) of the question and answer tokens over all layers and heads. Phase 1 leaves those tokens",
         "  spreading their attention over dozens of background tokens that carry nothing, so answers leaned",
         "  on the background being there; the penalty makes them rest on the tokens that hold the answer",
@@ -503,8 +504,11 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "  pruning results are training-free.",
     ]
     if train_args:
-        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_a2", "lr_a2", "glob_weight", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
+        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_a2", "lr_a2", "glob_weight", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "clip_last_b2", "rarity_b2", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
         lines.append("- Parameters: " + ", ".join(f"{k}={train_args.get(k)}" for k in keys))
+        resumed = [f"{k}={train_args[k]}" for k in ("resume_a1", "resume_a", "resume_b1") if train_args.get(k)]
+        if resumed:
+            lines.append("- Resumed from a saved checkpoint (the stages before it were not rerun): " + ", ".join(resumed))
     if train_info:
         lines.append(f"- Time: stage A {train_info.get('stage_a_s')} s, stage B {train_info.get('stage_b_s')} s.")
     lines += ["", "## Evaluation (held-out seed, frames decoded from H.264)"]
