@@ -280,7 +280,7 @@ export interface CheckCodebookEncoderOptions {
  */
 export async function checkCodebookEncoder(codebook: Codebook, encoderPath: string, options: CheckCodebookEncoderOptions = {}): Promise<CodebookEncoderCheck> {
   const policy = options.policy ?? 'error';
-  if (!ENCODER_CHECK_POLICIES.includes(policy)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `encoder check policy must be error, warn or off, got ${String(policy)}`);
+  if (!ENCODER_CHECK_POLICIES.includes(policy)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `encoder check policy must be one of ${ENCODER_CHECK_POLICIES.join(', ')}, got ${String(policy)}`);
   const expected = codebook.model?.visionEncoderSha256?.toLowerCase();
   if (policy === 'off') return { status: 'skipped' };
   if (!expected) return { status: 'unrecorded' };

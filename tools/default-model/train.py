@@ -202,8 +202,8 @@ class Seq:
             self.qfam.append(qa["id"])
 
 
-def collate(seqs, lm, visual_keep=None, weights=False):
-    """Builds embeddings, positions, an additive attention mask and targets for a batch."""
+def collate(seqs, lm, visual_keep=None):
+    """Builds embeddings, positions, an additive attention mask, targets and their loss weights for a batch."""
     B = len(seqs)
     S = max(len(s.ids) for s in seqs)
     ids = torch.zeros(B, S, dtype=torch.long)
@@ -232,9 +232,7 @@ def collate(seqs, lm, visual_keep=None, weights=False):
     allowed = causal & same & valid.view(B, 1, S)
     allowed = allowed | torch.eye(S, dtype=torch.bool).view(1, S, S)  # padding rows attend to themselves
     mask = torch.zeros(B, 1, S, S).masked_fill(~allowed.unsqueeze(1), NEG)
-    if weights:
-        return emb, pos, mask, target, block, weight
-    return emb, pos, mask, target, block
+    return emb, pos, mask, target, block, weight
 
 
 def still_seq(tok, feats, qas):
@@ -353,7 +351,7 @@ def features(model, rgb, pool, grad_vit=False, aux=None, cached=None):
 def lm_loss(model, seqs, stats=None):
     """Next-token loss on the answers. With `stats` (a dict) also the mean attention entropy of the
     question and answer tokens over all layers and heads, in stats["entropy"] (a tensor with grad)."""
-    emb, pos, mask, target, block, weight = collate(seqs, model.lm, weights=True)
+    emb, pos, mask, target, block, weight = collate(seqs, model.lm)
     layers = model.lm.layers
     if stats is not None:
         for layer in layers:
@@ -474,7 +472,7 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
 def score(model, seqs, visual_keep=None):
     """Teacher-forced exact match per question = greedy-decoding exact match (every answer token and
     the eos must be the argmax given the correct prefix)."""
-    emb, pos, mask, target, block = collate(seqs, model.lm, visual_keep)
+    emb, pos, mask, target, block, _ = collate(seqs, model.lm, visual_keep)
     logits, _ = model.lm(emb, pos, mask)
     pred = logits.argmax(-1)
     out = []
