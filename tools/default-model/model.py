@@ -260,8 +260,10 @@ class LmLayer(nn.Module):
             # Mean attention entropy (nats) of the marked query rows over heads: a training-only
             # regulariser (see train.py, --attn-entropy); never set when exporting.
             ent = -(att * logit.log_softmax(-1).clamp(min=-30.0)).sum(-1)  # [B,H,S]
+            # Rows may carry weights (a question family's scale); the mean stays over the marked
+            # rows, so with every weight 1 it is the plain mean.
             w = self.entropy_rows.unsqueeze(1).to(ent.dtype)
-            self.entropy = (ent * w).sum() / (w.sum() * c.num_heads).clamp(min=1.0)
+            self.entropy = (ent * w).sum() / ((w > 0).sum() * c.num_heads).clamp(min=1.0)
         o = bmm4(att, vv).transpose(1, 2).reshape(B, S, c.num_heads * c.head_dim)
         x = x + self.o(o)
         h = self.post_norm(x)

@@ -348,14 +348,38 @@ def features(model, rgb, pool, grad_vit=False, aux=None, cached=None):
     return pool2x2(proj, model.vit.grid) if pool else proj
 
 
-def lm_loss(model, seqs, stats=None):
+def entropy_row_weights(seqs, block, family_scale):
+    """[B,S] weights of the question/answer rows in the entropy mean: 1, or family_scale[family] for
+    the rows of that family's question blocks."""
+    rows = (block > 0).float()
+    if not family_scale:
+        return rows
+    for b, s in enumerate(seqs):
+        for j, fam in enumerate(s.qfam):
+            if fam in family_scale:
+                rows[b][block[b] == j + 1] = family_scale[fam]
+    return rows
+
+
+def parse_family_scale(text):
+    """"F4=4,F2=2" -> {"F4": 4.0, "F2": 2.0}."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        fam, _, k = part.partition("=")
+        out[fam.strip()] = float(k)
+    return out
+
+
+def lm_loss(model, seqs, stats=None, family_scale=None):
     """Next-token loss on the answers. With `stats` (a dict) also the mean attention entropy of the
-    question and answer tokens over all layers and heads, in stats["entropy"] (a tensor with grad)."""
+    question and answer tokens over all layers and heads, in stats["entropy"] (a tensor with grad);
+    `family_scale` weights some question families' rows in that mean."""
     emb, pos, mask, target, block, weight = collate(seqs, model.lm)
     layers = model.lm.layers
     if stats is not None:
+        rows = entropy_row_weights(seqs, block, family_scale)
         for layer in layers:
-            layer.entropy_rows = block > 0
+            layer.entropy_rows = rows
     try:
         logits, _ = model.lm(emb, pos, mask)
         if stats is not None:
@@ -408,7 +432,7 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None, answer_
     return seqs
 
 
-def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5):
+def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5, entropy_scale=None):
     """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
     backpropagating through 30 frames costs too much here). cache_features (frozen tower only) runs the
     tower once over all training frames instead of in every step."""
@@ -447,7 +471,7 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
             pa = {} if proj_aux_weight > 0 else None
             seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux, cache=cache, proj_aux=pa)
         st = {} if attn_entropy > 0 else None
-        loss = lm_loss(model, seqs, st)
+        loss = lm_loss(model, seqs, st, entropy_scale)
         if st is not None:
             ema["entropy"] = st["entropy"].item() if "entropy" not in ema else 0.95 * ema["entropy"] + 0.05 * st["entropy"].item()
             loss = loss + attn_entropy * st["entropy"]
@@ -502,7 +526,8 @@ def tally(results):
 def evaluate(model, tok, data, max_stills, max_videos, seed=0):
     model.eval()
     rng = random.Random(seed)
-    res = {"all": [], "oracle": [], "random20": []}
+    rng_min1 = random.Random(seed + 1)  # its own stream: the random-20 % draws stay as they were
+    res = {"all": [], "oracle": [], "oracle_min1": [], "random20": []}
     kept_oracle = []
     n = min(max_stills, len(data.stills))
     g2 = data.grid * data.grid
@@ -516,16 +541,25 @@ def evaluate(model, tok, data, max_stills, max_videos, seed=0):
         S = max(len(s.ids) for s in seqs)
         keep_o = torch.zeros(len(seqs), S, dtype=torch.bool)
         keep_r = torch.zeros(len(seqs), S, dtype=torch.bool)
+        # The same oracle as the runtime applies pruning: a frame keeps at least one token (the
+        # pruner's minKeep defaults to 1), so an image with no object keeps one background token
+        # instead of vanishing from the prompt, an input neither training nor the runtime produces.
+        keep_o1 = torch.zeros(len(seqs), S, dtype=torch.bool)
         for b, i in enumerate(idx):
             lab = data.still_lab[i]
             ov = (lab[:, 0] > 0) | (lab[:, 2] > 0)
             kept_oracle.append(ov.mean())
             first = seqs[b].ids.index(tok.image)
             keep_o[b, first : first + g2] = torch.from_numpy(ov)
+            o1 = ov.copy()
+            if not o1.any():
+                o1[rng_min1.randrange(g2)] = True
+            keep_o1[b, first : first + g2] = torch.from_numpy(o1)
             r = np.zeros(g2, bool)
             r[rng.sample(range(g2), round(0.2 * g2))] = True
             keep_r[b, first : first + g2] = torch.from_numpy(r)
         res["oracle"] += score(model, seqs, keep_o)
+        res["oracle_min1"] += score(model, seqs, keep_o1)
         res["random20"] += score(model, seqs, keep_r)
     vres = []
     for vi in range(min(max_videos, len(data.videos))):
@@ -538,6 +572,7 @@ def evaluate(model, tok, data, max_stills, max_videos, seed=0):
     return {
         "stills_all": tally(res["all"]),
         "stills_oracle": tally(res["oracle"]),
+        "stills_oracle_min1": tally(res["oracle_min1"]),
         "stills_random20": tally(res["random20"]),
         "oracle_kept_fraction": round(float(np.mean(kept_oracle)), 4) if kept_oracle else None,
         "videos": tally(vres),
@@ -581,6 +616,7 @@ def main():
     ap.add_argument("--clip-frac-b2", type=float, default=0.25, help="stage B phase 2: share of clip batches (phase 1 has learned the videos; the stills carry most of the penalty's work)")
     ap.add_argument("--attn-entropy", type=float, default=ATTN_ENTROPY, help="stage B phase 2: weight of the question and answer tokens' mean attention entropy (nats) added to the loss; label-free, full token sequences")
     ap.add_argument("--clip-last-b2", type=float, default=0.5, help="stage B phase 2: share of clips that end at the video's last frame (the others end at a random frame; phase 1 uses 0.5). 0.9 with --steps-b2 800 --clip-frac-b2 0.5 lifted V3 to 90.7 % but cost pruned video accuracy (MODEL_CARD notes)")
+    ap.add_argument("--entropy-family-scale", default="", help="stage B phase 2: FAM=K,... multiplies --attn-entropy on those question families' rows (e.g. F4=4); empty = every family alike")
     ap.add_argument("--rarity-b2", type=float, default=0.0, help="stage B phase 2: weight the clip answers of --rarity-families by (most common answer's count / its count) ** this, at most --rarity-cap (0 = off)")
     ap.add_argument("--rarity-families", default="V3")
     ap.add_argument("--rarity-cap", type=float, default=4.0)
@@ -646,7 +682,7 @@ def main():
         # It uses no labels and no token dropping: pruning stays training-free.
         if args.steps_b2 > 0:
             aw = answer_rarity(data, args.rarity_families.split(","), args.rarity_b2, args.rarity_cap) if args.rarity_b2 > 0 else None
-            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, **common)
+            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=parse_family_scale(args.entropy_family_scale), **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data
