@@ -362,11 +362,15 @@ def entropy_row_weights(seqs, block, family_scale):
 
 
 def parse_family_scale(text):
-    """"F4=4,F2=2" -> {"F4": 4.0, "F2": 2.0}."""
+    """argparse type: "F4=4,F2=2" -> {"F4": 4.0, "F2": 2.0}; a malformed part fails at parse time."""
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        fam, _, k = part.partition("=")
-        out[fam.strip()] = float(k)
+        fam, sep, k = part.partition("=")
+        try:
+            out[fam.strip()] = float(k)
+            assert sep and fam.strip() and out[fam.strip()] >= 0
+        except (ValueError, AssertionError):
+            raise argparse.ArgumentTypeError(f"expected FAM=K with K >= 0, got {part!r}") from None
     return out
 
 
@@ -544,22 +548,26 @@ def evaluate(model, tok, data, max_stills, max_videos, seed=0):
         # The same oracle as the runtime applies pruning: a frame keeps at least one token (the
         # pruner's minKeep defaults to 1), so an image with no object keeps one background token
         # instead of vanishing from the prompt, an input neither training nor the runtime produces.
-        keep_o1 = torch.zeros(len(seqs), S, dtype=torch.bool)
+        empty = []  # (row, position of the one token kept) of images with no object
         for b, i in enumerate(idx):
             lab = data.still_lab[i]
             ov = (lab[:, 0] > 0) | (lab[:, 2] > 0)
             kept_oracle.append(ov.mean())
             first = seqs[b].ids.index(tok.image)
             keep_o[b, first : first + g2] = torch.from_numpy(ov)
-            o1 = ov.copy()
-            if not o1.any():
-                o1[rng_min1.randrange(g2)] = True
-            keep_o1[b, first : first + g2] = torch.from_numpy(o1)
+            if not ov.any():
+                empty.append((b, first + rng_min1.randrange(g2)))
             r = np.zeros(g2, bool)
             r[rng.sample(range(g2), round(0.2 * g2))] = True
             keep_r[b, first : first + g2] = torch.from_numpy(r)
-        res["oracle"] += score(model, seqs, keep_o)
-        res["oracle_min1"] += score(model, seqs, keep_o1)
+        orc = score(model, seqs, keep_o)
+        res["oracle"] += orc
+        if empty:
+            keep_o1 = keep_o.clone()
+            for b, p in empty:
+                keep_o1[b, p] = True
+            orc = score(model, seqs, keep_o1)
+        res["oracle_min1"] += orc
         res["random20"] += score(model, seqs, keep_r)
     vres = []
     for vi in range(min(max_videos, len(data.videos))):
@@ -616,7 +624,7 @@ def main():
     ap.add_argument("--clip-frac-b2", type=float, default=0.25, help="stage B phase 2: share of clip batches (phase 1 has learned the videos; the stills carry most of the penalty's work)")
     ap.add_argument("--attn-entropy", type=float, default=ATTN_ENTROPY, help="stage B phase 2: weight of the question and answer tokens' mean attention entropy (nats) added to the loss; label-free, full token sequences")
     ap.add_argument("--clip-last-b2", type=float, default=0.5, help="stage B phase 2: share of clips that end at the video's last frame (the others end at a random frame; phase 1 uses 0.5). 0.9 with --steps-b2 800 --clip-frac-b2 0.5 lifted V3 to 90.7 % but cost pruned video accuracy (MODEL_CARD notes)")
-    ap.add_argument("--entropy-family-scale", default="", help="stage B phase 2: FAM=K,... multiplies --attn-entropy on those question families' rows (e.g. F4=4); empty = every family alike")
+    ap.add_argument("--entropy-family-scale", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies --attn-entropy on those question families' rows (e.g. F4=4); empty = every family alike")
     ap.add_argument("--rarity-b2", type=float, default=0.0, help="stage B phase 2: weight the clip answers of --rarity-families by (most common answer's count / its count) ** this, at most --rarity-cap (0 = off)")
     ap.add_argument("--rarity-families", default="V3")
     ap.add_argument("--rarity-cap", type=float, default=4.0)
@@ -682,7 +690,7 @@ def main():
         # It uses no labels and no token dropping: pruning stays training-free.
         if args.steps_b2 > 0:
             aw = answer_rarity(data, args.rarity_families.split(","), args.rarity_b2, args.rarity_cap) if args.rarity_b2 > 0 else None
-            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=parse_family_scale(args.entropy_family_scale), **common)
+            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=args.entropy_family_scale, **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data
