@@ -98,8 +98,27 @@ def global_labels(lab, g):
     return count, tot, rank
 
 
+def side_labels(lab, g):
+    """[S, N] int64: the side of the vertical mid-line (0 left, 1 right) that each object token's
+    object's centre lies on; IGNORE on background. The canvas is landscape, so "fit" padding adds rows
+    only and the mid-line is the boundary between columns g/2-1 and g/2: the centre patch's column
+    gives the side exactly.
+
+    Why: with only the object tokens kept, the shipped export answers "left" for 48 of 56 lone objects
+    on the right (MODEL_CARD notes): its LM reads the side against the other tokens' places. Taught
+    at the glob weight this fact slowed stage B badly (MODEL_CARD notes); --side-weight sets it apart."""
+    cls = lab[..., 0].astype(np.int64)
+    ctr = lab[..., 1] > 0
+    S, _ = cls.shape
+    s_idx, n_idx = np.nonzero(ctr)
+    col = np.full((S, NUM_CLASSES), 10**6, np.int64)
+    col[s_idx, cls[s_idx, n_idx]] = n_idx % g
+    c = col[np.arange(S)[:, None], cls]
+    return np.where((cls > 0) & (c < g), (c >= g // 2).astype(np.int64), IGNORE)
+
+
 # ---------------------------------------------------------------- stage A
-def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag="A"):
+def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag="A", side_head=None, side_weight=0.0):
     vit, heads = model.vit, model.heads
     params = list(vit.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
@@ -109,7 +128,13 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
     n_s = len(data.still_rgb)
     coords = patch_coords(g)
     # (head, per-patch targets of all stills) for the scene facts; only phase A2 trains them.
-    glob = list(zip((heads.count_head, heads.total_head, heads.rank_head), (torch.from_numpy(a) for a in global_labels(data.still_lab, g)))) if glob_weight > 0 else []
+    glob = [(glob_weight, head, torch.from_numpy(a)) for head, a in zip((heads.count_head, heads.total_head, heads.rank_head), global_labels(data.still_lab, g))] if glob_weight > 0 else []
+    # The side fact has its own weight and its own head, built outside the model (so that the shipped
+    # recipe's initialisation is unchanged) and not exported.
+    if side_head is not None and side_weight > 0:
+        glob.append((side_weight, side_head, torch.from_numpy(side_labels(data.still_lab, g))))
+        params = params + list(side_head.parameters())
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     t0 = time.time()
     for step in range(steps):
         lr_now = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
@@ -134,7 +159,7 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
         sw = 1.0 + 4.0 * centre_t
         loss_shape = (F.cross_entropy(heads.shape_head(h).reshape(-1, 4), shape_t.reshape(-1), reduction="none") * sw.reshape(-1)).sum() / sw.sum()
         ti = torch.from_numpy(idx)
-        loss_glob = glob_weight * sum(F.cross_entropy(head(h).reshape(-1, head.out_features), t[ti].reshape(-1), ignore_index=IGNORE) for head, t in glob) if glob else torch.zeros(())
+        loss_glob = sum(wt * F.cross_entropy(head(h).reshape(-1, head.out_features), t[ti].reshape(-1), ignore_index=IGNORE) for wt, head, t in glob) if glob else torch.zeros(())
         loss = loss_cls + loss_ctr + loss_cov + loss_xy + loss_set + loss_shape + loss_glob
         opt.zero_grad()
         loss.backward()
@@ -149,11 +174,11 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
                 sp = heads.shape_head(h).argmax(-1)
                 acc_shape = (sp[ctr] == shape_t[ctr]).float().mean().item() if ctr.any() else 0
                 accs = []
-                for head, t in glob:
+                for _, head, t in glob:
                     tt = t[ti]
                     m = tt != IGNORE
                     accs.append(f"{(head(h).argmax(-1)[m] == tt[m]).float().mean().item() if m.any() else 0:.3f}")
-            facts = f" glob {loss_glob.item():.3f} count/total/rank-acc {'/'.join(accs)}" if glob else ""
+            facts = f" glob {loss_glob.item():.3f} count/total/rank{'/side' if len(glob) > 3 else ''}-acc {'/'.join(accs)}" if glob else ""
             log(f"{tag} {step}/{steps} loss {loss.item():.4f} cls {loss_cls.item():.3f} ctr {loss_ctr.item():.3f} set {loss_set.item():.3f} fg-acc {acc_fg:.3f} centre-shape-acc {acc_shape:.3f}{facts} {time.time()-t0:.0f}s")
 
 
@@ -602,6 +627,7 @@ def main():
     ap.add_argument("--steps-a2", type=int, default=1200, help="stage A phase 2 (0 = none): a fresh schedule from --lr-a2 with the scene-fact labels added at --glob-weight")
     ap.add_argument("--lr-a2", type=float, default=1e-3)
     ap.add_argument("--glob-weight", type=float, default=1.0)
+    ap.add_argument("--side-weight", type=float, default=0.0, help="phase A2: weight of a fourth scene fact, the side of the mid-line each object token's object lies on (0 = off, the shipped recipe; at 1.0 stage B learned far slower, MODEL_CARD notes)")
     ap.add_argument("--steps-b", type=int, default=3000)
     ap.add_argument("--still-batch", type=int, default=16)
     ap.add_argument("--clip-batch", type=int, default=4)
@@ -672,7 +698,14 @@ def main():
             # them from the start: centre shape accuracy 0.50 vs 1.00 without), so they come once
             # shapes and colours are learned.
             if args.steps_a2 > 0:
-                stage_a(model, data, args.steps_a2, args.batch_a, args.lr_a2, np_rng, glob_weight=args.glob_weight, warmup=20, tag="A2")
+                side_head = None
+                if args.side_weight > 0:
+                    gen = torch.Generator().manual_seed(args.seed + 7)
+                    side_head = torch.nn.Linear(model.vit.c.hidden_size, 2)
+                    with torch.no_grad():
+                        side_head.weight.uniform_(-0.1, 0.1, generator=gen)
+                        side_head.bias.zero_()
+                stage_a(model, data, args.steps_a2, args.batch_a, args.lr_a2, np_rng, glob_weight=args.glob_weight, warmup=20, tag="A2", side_head=side_head, side_weight=args.side_weight)
             torch.save(model.state_dict(), os.path.join(args.work, "stage_a.pt"))
             if args.stop_after_a:
                 log("stage A done in", round(time.time() - t_start), "s")
