@@ -701,7 +701,11 @@ def main():
                 side_head = None
                 if args.side_weight > 0:
                     gen = torch.Generator().manual_seed(args.seed + 7)
+                    # nn.Linear's own init draws from the global generator: restore it, so the fact is the
+                    # only difference from the shipped recipe.
+                    rng_state = torch.get_rng_state()
                     side_head = torch.nn.Linear(model.vit.c.hidden_size, 2)
+                    torch.set_rng_state(rng_state)
                     with torch.no_grad():
                         side_head.weight.uniform_(-0.1, 0.1, generator=gen)
                         side_head.bias.zero_()
