@@ -57,7 +57,7 @@ def load_checkpoint(model, path, may_lack=()):
     """Loads a state dict that may lack the NEW_HEADS and the given key prefixes (modules added after
     it was saved, or not trained yet at that point: they keep their seeded init); anything else
     missing or unexpected is an error."""
-    missing, unexpected = model.load_state_dict(torch.load(path), strict=False)
+    missing, unexpected = model.load_state_dict(torch.load(path) if isinstance(path, str) else path, strict=False)
     assert not unexpected and all(k.startswith(tuple(may_lack) + NEW_HEADS) for k in missing), (missing, unexpected)
 
 
@@ -461,10 +461,14 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None, answer_
     return seqs
 
 
-def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5, entropy_scale=None):
+def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5, entropy_scale=None, resume=None):
     """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
     backpropagating through 30 frames costs too much here). cache_features (frozen tower only) runs the
-    tower once over all training frames instead of in every step."""
+    tower once over all training frames instead of in every step.
+
+    Every ckpt_every steps it also writes <ckpt_name>_resume.pt: the model, the optimizer's moments,
+    the batch sampler's state and the next step. `resume` (that dict) continues the schedule from
+    there, batch for batch as if it had not stopped: a stage B outlasts a session on this machine."""
     finetune = vit_lr_scale > 0
     if cache_features and finetune:
         raise ValueError("--cache-features needs a frozen vision tower (--vit-lr-scale 0)")
@@ -482,7 +486,15 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
     model.train()
     t0 = time.time()
     ema = {}
-    for step in range(steps):
+    first = 0
+    if resume is not None:
+        opt.load_state_dict(resume["opt"])
+        rng.setstate(resume["rng"])
+        ema = dict(resume["ema"])
+        first = resume["step"]
+        log(f"B resumed at step {first}/{steps}")
+    resume_path = os.path.join(ckpt_dir, ckpt_name[: -len(".pt")] + "_resume.pt") if ckpt_dir else None
+    for step in range(first, steps):
         lr_now = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for pg in opt.param_groups:
             pg["lr"] = lr_now * pg["scale"]
@@ -516,6 +528,9 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         ema[kind] = loss.item() if kind not in ema else 0.95 * ema[kind] + 0.05 * loss.item()
         if ckpt_dir and step > 0 and step % ckpt_every == 0:
             torch.save(model.state_dict(), os.path.join(ckpt_dir, ckpt_name))
+            tmp_path = resume_path + ".tmp"
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(), "ema": ema, "step": step + 1, "steps": steps}, tmp_path)
+            os.replace(tmp_path, resume_path)
         if step % 50 == 0 or step == steps - 1:
             log(f"B {step}/{steps} {kind} loss {loss.item():.4f} ema {json.dumps({k: round(v, 4) for k, v in ema.items()})} lr {lr_now:.2e} {time.time()-t0:.0f}s")
 
@@ -655,6 +670,8 @@ def main():
     ap.add_argument("--rarity-families", default="V3")
     ap.add_argument("--rarity-cap", type=float, default=4.0)
     ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
+    ap.add_argument("--resume-b1-state", help="WORK/stage_b1_last_resume.pt (written every --ckpt-every-b steps of phase 1): continue phase 1 exactly where it stopped, then phase 2")
+    ap.add_argument("--ckpt-every-b", type=int, default=250, help="stage B: steps between checkpoints (and resume states)")
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
     ap.add_argument("--resume-a1", help="checkpoint after stage A phase 1 (WORK/stage_a1.pt) to run phase A2 and stage B from")
     ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
@@ -677,7 +694,14 @@ def main():
     elif not args.skip_train:
         data = Shards(args.shards, args.max_stills, args.max_videos)
         log(f"train data: {len(data.stills)} stills, {len(data.videos)} videos, {len(data.video_rgb)} video frames")
-        if args.resume_b1:
+        resume_b1 = None
+        if args.resume_b1_state:
+            resume_b1 = torch.load(args.resume_b1_state)
+            if resume_b1.get("steps") != args.steps_b:
+                raise SystemExit(f"--resume-b1-state: saved for a {resume_b1.get('steps')}-step schedule, --steps-b is {args.steps_b}")
+            load_checkpoint(model, resume_b1["model"], ("proj_heads.",))
+            log("resuming stage B phase 1 from", args.resume_b1_state, "at step", resume_b1["step"])
+        elif args.resume_b1:
             # Phase-1 checkpoints may predate ProjectorHeads; those start from their seeded init.
             load_checkpoint(model, args.resume_b1, ("proj_heads.",))
             log("resumed stage B phase 1 from", args.resume_b1)
@@ -715,10 +739,10 @@ def main():
                 log("stage A done in", round(time.time() - t_start), "s")
                 return
         t_a = time.time()
-        common = dict(ckpt_dir=args.work, vit_lr_scale=args.vit_lr_scale, cache_features=args.cache_features)
+        common = dict(ckpt_dir=args.work, vit_lr_scale=args.vit_lr_scale, cache_features=args.cache_features, ckpt_every=args.ckpt_every_b)
         if not args.resume_b1:
             # Phase 1: the LM learns to read the frames (the first steps_b1 steps of a steps_b schedule).
-            stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, stop_at=args.steps_b1, ckpt_name="stage_b1_last.pt", **common)
+            stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, stop_at=args.steps_b1, ckpt_name="stage_b1_last.pt", resume=resume_b1, **common)
             torch.save(model.state_dict(), os.path.join(args.work, "stage_b1.pt"))
         # Phase 2: the same data and loss plus a penalty on how widely the question and answer tokens
         # spread their attention. After phase 1 they spread it over dozens of background tokens that
