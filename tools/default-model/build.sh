@@ -12,7 +12,9 @@
 # tokens) ~8 min; evaluation and export (ONNX, onnxruntime-node check, speed, MODEL_CARD.md) a few
 # minutes. Checkpoints in tools/default-model/runs/latest (stage_a1.pt, stage_a.pt, stage_b1_last.pt
 # every 250 steps, stage_b1.pt, feature_cache.pt); --resume-a1 continues from stage A phase 1,
-# --resume-a from stage A, --resume-b1 from stage B phase 1.
+# --resume-a from stage A, --resume-b1 from stage B phase 1, --resume-b1-state WORK/stage_b1_last_resume.pt
+# continues phase 1 exactly where it stopped (model, optimizer, batch sampler; written every 250 steps).
+# tools/default-model/checkpoints/ holds resume points of a candidate that outlasted a session.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${DATA:-/tmp/winnow-default-model}
