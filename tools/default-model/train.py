@@ -61,6 +61,16 @@ def load_checkpoint(model, path, may_lack=()):
     assert not unexpected and all(k.startswith(tuple(may_lack) + NEW_HEADS) for k in missing), (missing, unexpected)
 
 
+def centre_columns(lab, g):
+    """(patch classes [S, N] int64, centre column of each class's object [S, NUM_CLASSES], 10**6
+    where the image has no centre patch of that class)."""
+    cls = lab[..., 0].astype(np.int64)
+    s_idx, n_idx = np.nonzero(lab[..., 1] > 0)
+    col = np.full((cls.shape[0], NUM_CLASSES), 10**6, np.int64)
+    col[s_idx, cls[s_idx, n_idx]] = n_idx % g
+    return cls, col
+
+
 def global_labels(lab, g):
     """Per-patch scene facts for the object tokens, from the patch labels alone: [S, N] int64 each of
     (objects of this token's shape, 1..3), (objects in the image, 1..3) and (this token's object's
@@ -73,16 +83,10 @@ def global_labels(lab, g):
     CLIP's do); these labels make it carry the scene facts itself. Full images, no dropping.
     Objects present at once never share shape and colour (SYNTHETIC_WORLD.md), so a patch's class
     names its object."""
-    cls = lab[..., 0].astype(np.int64)
-    ctr = lab[..., 1] > 0
-    S, N = cls.shape
-    s_idx, n_idx = np.nonzero(ctr)
-    c_idx = cls[s_idx, n_idx]
-    pres = np.zeros((S, NUM_CLASSES), bool)
-    pres[s_idx, c_idx] = True
+    cls, col = centre_columns(lab, g)
+    S = cls.shape[0]
+    pres = col < g
     pres[:, 0] = False
-    col = np.full((S, NUM_CLASSES), 10**6, np.int64)
-    col[s_idx, c_idx] = n_idx % g
     shape_of = np.concatenate([[0], (np.arange(1, NUM_CLASSES) - 1) // 6 + 1])
     per_shape = np.zeros((S, 4), np.int64)
     for sh in range(1, 4):
@@ -107,21 +111,14 @@ def side_labels(lab, g):
     Why: with only the object tokens kept, the shipped export answers "left" for 48 of 56 lone objects
     on the right (MODEL_CARD notes): its LM reads the side against the other tokens' places. Taught
     at the glob weight this fact slowed stage B badly (MODEL_CARD notes); --side-weight sets it apart."""
-    cls = lab[..., 0].astype(np.int64)
-    ctr = lab[..., 1] > 0
-    S, _ = cls.shape
-    s_idx, n_idx = np.nonzero(ctr)
-    col = np.full((S, NUM_CLASSES), 10**6, np.int64)
-    col[s_idx, cls[s_idx, n_idx]] = n_idx % g
-    c = col[np.arange(S)[:, None], cls]
+    cls, col = centre_columns(lab, g)
+    c = col[np.arange(cls.shape[0])[:, None], cls]
     return np.where((cls > 0) & (c < g), (c >= g // 2).astype(np.int64), IGNORE)
 
 
 # ---------------------------------------------------------------- stage A
 def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag="A", side_head=None, side_weight=0.0):
     vit, heads = model.vit, model.heads
-    params = list(vit.parameters()) + list(heads.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     g = data.grid
     # Stills only: each has its own background and layout (video frames of one video share both), and
     # stage A can then start while the video shards are still being rendered (--stop-after-a).
@@ -131,10 +128,11 @@ def stage_a(model, data, steps, batch, lr, rng, glob_weight=0.0, warmup=50, tag=
     glob = [(glob_weight, head, torch.from_numpy(a)) for head, a in zip((heads.count_head, heads.total_head, heads.rank_head), global_labels(data.still_lab, g))] if glob_weight > 0 else []
     # The side fact has its own weight and its own head, built outside the model (so that the shipped
     # recipe's initialisation is unchanged) and not exported.
-    if side_head is not None and side_weight > 0:
+    side = side_head is not None and side_weight > 0
+    if side:
         glob.append((side_weight, side_head, torch.from_numpy(side_labels(data.still_lab, g))))
-        params = params + list(side_head.parameters())
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    params = list(vit.parameters()) + list(heads.parameters()) + (list(side_head.parameters()) if side else [])
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     t0 = time.time()
     for step in range(steps):
         lr_now = lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
