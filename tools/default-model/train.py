@@ -258,11 +258,11 @@ def collate(seqs, lm, visual_keep=None):
     return emb, pos, mask, target, block, weight
 
 
-def still_seq(tok, feats, qas):
+def still_seq(tok, feats, qas, answer_weight=None):
     s = Seq()
     s.text([tok.bos])
     s.frame(tok, 0, feats)
-    s.questions(tok, qas)
+    s.questions(tok, qas, answer_weight)
     return s
 
 
@@ -294,6 +294,16 @@ def answer_rarity(data, families, power, cap):
             weights[(fam, ans)] = min(cap, (top / k) ** power)
     log("answer rarity weights", json.dumps({f"{f}:{a}": round(w, 2) for (f, a), w in sorted(weights.items())}))
     return lambda qa: weights.get((qa["id"], qa["answer"]), 1.0)
+
+
+def family_weight(scale, inner=None):
+    """Multiplies the answer loss weight of the question families in `scale` ({"F4": 3.0}), on stills
+    and clips alike, on top of `inner` (the rarity weights or None). None when there is nothing to
+    weight, so the default recipe draws and weighs exactly as before."""
+    if not scale:
+        return inner
+    log("answer family weights", json.dumps(scale))
+    return lambda qa: scale.get(qa["id"], 1.0) * (inner(qa) if inner else 1.0)
 
 
 def pick_still_qas(qa, rng, cap=12):
@@ -431,7 +441,7 @@ def proj_aux_loss(model, proj, labels, grid):
     return loss_cls + 10.0 * loss_xy
 
 
-def make_still_batch(model, tok, data, idx, rng, grad_vit=False, aux=None, cache=None, proj_aux=None):
+def make_still_batch(model, tok, data, idx, rng, grad_vit=False, aux=None, cache=None, proj_aux=None, answer_weight=None):
     if aux is not None:
         aux["labels"] = data.still_lab[idx]
     if cache is not None:
@@ -440,7 +450,7 @@ def make_still_batch(model, tok, data, idx, rng, grad_vit=False, aux=None, cache
         feats = features(model, data.still_rgb[idx], pool=False, grad_vit=grad_vit, aux=aux)
     if proj_aux is not None:
         proj_aux["loss"] = proj_aux_loss(model, feats, data.still_lab[idx], data.grid)
-    return [still_seq(tok, feats[j], pick_still_qas(data.stills[i]["qa"], rng)) for j, i in enumerate(idx)]
+    return [still_seq(tok, feats[j], pick_still_qas(data.stills[i]["qa"], rng), answer_weight) for j, i in enumerate(idx)]
 
 
 def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None, answer_weight=None, last_frac=0.5):
@@ -508,7 +518,7 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
             idx = np.array([rng.randrange(len(data.stills)) for _ in range(still_batch)])
             aux = {} if finetune else None
             pa = {} if proj_aux_weight > 0 else None
-            seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux, cache=cache, proj_aux=pa)
+            seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux, cache=cache, proj_aux=pa, answer_weight=answer_weight)
         st = {} if attn_entropy > 0 else None
         loss = lm_loss(model, seqs, st, entropy_scale)
         if st is not None:
@@ -662,8 +672,9 @@ def main():
     ap.add_argument("--warmup-b2", type=int, default=30)
     ap.add_argument("--clip-frac-b2", type=float, default=0.25, help="stage B phase 2: share of clip batches (phase 1 has learned the videos; the stills carry most of the penalty's work)")
     ap.add_argument("--attn-entropy", type=float, default=ATTN_ENTROPY, help="stage B phase 2: weight of the question and answer tokens' mean attention entropy (nats) added to the loss; label-free, full token sequences")
-    ap.add_argument("--clip-last-b2", type=float, default=0.5, help="stage B phase 2: share of clips that end at the video's last frame (the others end at a random frame; phase 1 uses 0.5). 0.9 with --steps-b2 800 --clip-frac-b2 0.5 lifted V3 to 90.7 % but cost pruned video accuracy (MODEL_CARD notes)")
+    ap.add_argument("--clip-last-b2", type=float, default=0.5, help="stage B phase 2: share of clips that end at the video's last frame (the others end at a random frame; phase 1 uses 0.5). 0.9 with --steps-b2 800 --clip-frac-b2 0.5 lifted V3 to 90.7 %% but cost pruned video accuracy (MODEL_CARD notes)")
     ap.add_argument("--entropy-family-scale", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies --attn-entropy on those question families' rows (e.g. F4=4); empty = every family alike")
+    ap.add_argument("--family-weight-b2", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies the answer loss of those question families by K, stills and clips (default: none)")
     ap.add_argument("--rarity-b2", type=float, default=0.0, help="stage B phase 2: weight the clip answers of --rarity-families by (most common answer's count / its count) ** this, at most --rarity-cap (0 = off)")
     ap.add_argument("--rarity-families", default="V3")
     ap.add_argument("--rarity-cap", type=float, default=4.0)
@@ -749,6 +760,7 @@ def main():
         # It uses no labels and no token dropping: pruning stays training-free.
         if args.steps_b2 > 0:
             aw = answer_rarity(data, args.rarity_families.split(","), args.rarity_b2, args.rarity_cap) if args.rarity_b2 > 0 else None
+            aw = family_weight(args.family_weight_b2, aw)
             stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=args.entropy_family_scale, **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
