@@ -675,7 +675,7 @@ def main():
     ap.add_argument("--clip-last-b2", type=float, default=0.5, help="stage B phase 2: share of clips that end at the video's last frame (the others end at a random frame; phase 1 uses 0.5). 0.9 with --steps-b2 800 --clip-frac-b2 0.5 lifted V3 to 90.7 %% but cost pruned video accuracy (MODEL_CARD notes)")
     ap.add_argument("--entropy-family-scale", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies --attn-entropy on those question families' rows (e.g. F4=4); empty = every family alike")
     ap.add_argument("--family-weight-b2", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies the answer loss of those question families by K, stills and clips (default: none)")
-    ap.add_argument("--rarity-b2", type=float, default=0.0, help="stage B phase 2: weight the clip answers of --rarity-families by (most common answer's count / its count) ** this, at most --rarity-cap (0 = off)")
+    ap.add_argument("--rarity-b2", type=float, default=0.0, help="stage B phase 2: weight the answers (stills and clips; the default V3 exists only in clips) of --rarity-families by (most common answer's count / its count) ** this, at most --rarity-cap (0 = off)")
     ap.add_argument("--rarity-families", default="V3")
     ap.add_argument("--rarity-cap", type=float, default=4.0)
     ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
