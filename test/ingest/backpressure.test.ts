@@ -76,7 +76,10 @@ describe('ingest: backpressure and overflow policies', () => {
       ),
     );
     t.diagnostic(`peak growth ${(peak / FRAME_BYTES).toFixed(1)} frames`);
-    assert.ok(peak < 10 * FRAME_BYTES, `peak ${(peak / 1e6).toFixed(1)} MB`);
+    // A synchronous consumer cannot yield for externalSettled(), so its readings still count backing
+    // stores of dropped frames that V8 frees off the main thread (CI saw 12 frames once). A pipeline that
+    // buffered would hold far more: the 40 frames taken alone are 37 MB, the clip 184 MB.
+    assert.ok(peak < 20 * FRAME_BYTES, `peak ${(peak / 1e6).toFixed(1)} MB`);
   });
 
   it('control: the same async consumer WITHOUT ack$ lets concatMap buffer the stream (why ack$ exists)', async (t) => {
