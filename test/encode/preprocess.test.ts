@@ -11,6 +11,7 @@ import {
   type RgbImage,
 } from '../../src/encode/index.js';
 import { PRE_112 } from './helpers/fixtures.js';
+import { FFMPEG } from '../ffmpeg-bin.js';
 
 function solid(width: number, height: number, rgb: readonly [number, number, number]): RgbImage {
   const data = new Uint8Array(width * height * 3);
@@ -95,14 +96,14 @@ test('frames already at the model size skip the geometric work', async () => {
 });
 
 test('fit + pad matches the ffmpeg filter chain ingest and the training shards use', async (t) => {
-  const probe = spawnSync('ffmpeg', ['-version']);
+  const probe = spawnSync(FFMPEG, ['-version']);
   if (probe.status !== 0) {
-    // Debian's ffmpeg is part of this machine's setup (notes/common.md); its absence is a broken environment.
-    assert.fail('ffmpeg is not on PATH');
+    // PATH or the bundled build: `npm ci` always leaves one, so its absence is a broken install.
+    assert.fail(`ffmpeg does not run: ${FFMPEG}`);
   }
   const img = pattern(256, 192);
   const r = spawnSync(
-    'ffmpeg',
+    FFMPEG,
     [
       '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', '256x192', '-i', 'pipe:0',
       '-vf', 'scale=112:112:force_original_aspect_ratio=decrease:flags=bicubic,pad=112:112:(ow-iw)/2:(oh-ih)/2:color=0x7f7f7f',
