@@ -5,10 +5,11 @@
 //   node --import tsx examples/stream-file.ts clip.mp4 \
 //     --ask-at 3 "how many circles appeared?" --ask-at 6 "did a red square appear?"
 //
-// ffmpeg (on PATH, or WINNOW_FFMPEG) remuxes the file to MPEG-TS at its native rate (-re), so the
+// ffmpeg (WINNOW_FFMPEG, else on PATH, else the build bundled with Winnow) remuxes the file to MPEG-TS at its native rate (-re), so the
 // server sees a live stream. Options: --url ws://host:port/ --token T (or WINNOW_TOKEN).
 import { spawn } from 'node:child_process';
 import WebSocket from 'ws';
+import { resolveFfmpegPath } from '../src/ingest/index.js';
 
 interface Question {
   atS: number;
@@ -100,7 +101,8 @@ async function main(): Promise<void> {
 
   send({ type: 'session.update', session: { fps: 1 } });
   send({ type: 'input_video.start', format: 'mpegts', live: true });
-  const ffmpeg = spawn(process.env.WINNOW_FFMPEG ?? 'ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-i', file, '-an', '-c:v', 'copy', '-f', 'mpegts', 'pipe:1'], {
+  const ffmpegPath = resolveFfmpegPath({ env: { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG } }).path;
+  const ffmpeg = spawn(ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-re', '-i', file, '-an', '-c:v', 'copy', '-f', 'mpegts', 'pipe:1'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   ffmpeg.stdout.on('data', (chunk: Buffer) => {
@@ -120,6 +122,10 @@ async function main(): Promise<void> {
       send({ type: 'response.create' });
     }, q.atS * 1000),
   );
+  ffmpeg.on('error', (e) => {
+    process.stderr.write(`cannot run ffmpeg (${ffmpegPath}): ${e.message}\n`);
+    process.exitCode = 1;
+  });
   ffmpeg.on('close', (code) => {
     clearInterval(drain);
     if (code !== 0) process.stderr.write(`ffmpeg exited with ${code}\n`);

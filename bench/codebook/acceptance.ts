@@ -36,7 +36,7 @@ const { values: a } = parseArgs({
 let dir = a.images;
 if (!dir) {
   dir = mkdtempSync(join(tmpdir(), 'winnow-accept-'));
-  await writeDataset({ outDir: dir, seed: Number(a.seed), stills: Number(a.stills), videos: 0, durationS: 1, ffmpegPath: 'ffmpeg' });
+  await writeDataset({ outDir: dir, seed: Number(a.seed), stills: Number(a.stills), videos: 0, durationS: 1 });
 }
 const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().slice(0, Number(a.stills));
 const folder = await ModelFolder.load(a.model as string, { executionProvider: 'cpu' });

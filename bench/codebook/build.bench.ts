@@ -19,7 +19,7 @@ let dir = process.argv[2];
 const images = Number(process.argv[3] ?? 2);
 if (!dir) {
   dir = mkdtempSync(join(tmpdir(), 'winnow-cbbench-'));
-  await writeDataset({ outDir: dir, seed: 77, stills: images, videos: 0, durationS: 1, ffmpegPath: 'ffmpeg' });
+  await writeDataset({ outDir: dir, seed: 77, stills: images, videos: 0, durationS: 1 });
 }
 const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().slice(0, images);
 const m = await loadExperimentModel(join(root, 'models', 'winnow-tiny'));

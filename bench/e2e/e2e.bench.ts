@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { resolveFfmpegPath } from '../../src/ingest/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
   const { writeLongVideo } = await import('../../src/eval/index.js');
   const dir = join(tmpdir(), 'winnow-bench-e2e');
   const t0 = performance.now();
-  const { path } = await writeLongVideo(dir, SEED, minutes, { ffmpegPath: process.env.WINNOW_FFMPEG ?? 'ffmpeg' });
+  const { path } = await writeLongVideo(dir, SEED, minutes, { ffmpegPath: resolveFfmpegPath({ env: { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG } }).path });
   const renderS = (performance.now() - t0) / 1000;
   const haveCodebook = existsSync(CODEBOOK);
   const variants = haveCodebook ? ['default', 'none'] : ['none'];

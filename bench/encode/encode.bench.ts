@@ -19,7 +19,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { encode, loadModel, type EncodeBatchStats } from '../../src/encode/index.js';
-import { openVideo } from '../../src/ingest/index.js';
+import { openVideo, resolveFfmpegPath } from '../../src/ingest/index.js';
 import { DEFAULT_MERGE_COSINE, mergeNearDuplicates } from '../../src/prune/build/merge.js';
 import { Pruner, loadCodebook, prune, type Codebook } from '../../src/prune/index.js';
 
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'winnow-encode-bench-'));
   try {
     const video = join(work, 'bench.mp4');
-    const r = spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `testsrc2=size=256x192:rate=10:duration=${N / 10}`, '-pix_fmt', 'yuv420p', video]);
+    const r = spawnSync(resolveFfmpegPath().path, ['-v', 'error', '-f', 'lavfi', '-i', `testsrc2=size=256x192:rate=10:duration=${N / 10}`, '-pix_fmt', 'yuv420p', video]);
     if (r.status !== 0) throw new Error(r.stderr.toString());
     const native = await lastValueFrom(openVideo(video, { fps: 'source' }).pipe(toArray()));
     const fitted = await lastValueFrom(openVideo(video, { fps: 'source', size: { width: 112, height: 112 }, resize: 'pad' }).pipe(toArray()));

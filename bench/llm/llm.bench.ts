@@ -60,7 +60,7 @@ async function measuredKeptPerFrame(): Promise<{ kept: number; total: number } |
   const { runAsk } = await import('../../src/cli/commands/ask.js');
   const dir = await mkdtemp(join(tmpdir(), 'winnow-bench-llm-'));
   try {
-    const { files } = await writeDataset({ outDir: dir, seed: 11, stills: 0, videos: 1, durationS: 30, ffmpegPath: 'ffmpeg' });
+    const { files } = await writeDataset({ outDir: dir, seed: 11, stills: 0, videos: 1, durationS: 30 });
     const mp4 = files.find((f: string) => f.endsWith('.mp4'));
     if (!mp4) return null;
     const [a] = await runAsk(mp4, [QUESTION], { fps: 1, maxNewTokens: 1 }, { log: () => undefined });

@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { writeDataset } from '../../src/synth/index.js';
+import { resolveFfmpegPath } from '../../src/ingest/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const quick = process.argv.includes('--quick');
@@ -120,8 +121,8 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'winnow-serve-bench-'));
   try {
     // 20 distinct 1-fps frames from a rendered video (256×192 JPEGs, as a camera snapshot stream).
-    const { files } = await writeDataset({ outDir: work, seed: 41, stills: 0, videos: 1, durationS: 20, ffmpegPath: 'ffmpeg' });
-    const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', files[0], '-vf', 'fps=1', '-q:v', '4', join(work, 'f%03d.jpg')], { encoding: 'utf8' });
+    const { files } = await writeDataset({ outDir: work, seed: 41, stills: 0, videos: 1, durationS: 20 });
+    const r = spawnSync(resolveFfmpegPath().path, ['-hide_banner', '-loglevel', 'error', '-i', files[0], '-vf', 'fps=1', '-q:v', '4', join(work, 'f%03d.jpg')], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`ffmpeg: ${r.stderr}`);
     const jpegs = await Promise.all((await readdir(work)).filter((f) => f.endsWith('.jpg')).sort().map((f) => readFile(join(work, f))));
 
