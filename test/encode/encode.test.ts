@@ -12,7 +12,7 @@ import { encode, loadModel, poolTokenGrid, type EncodeBatchStats, type ModelFold
 import { openVideo, type Frame } from '../../src/ingest/index.js';
 import type { EncodedFrame } from '../../src/prune/types.js';
 import { defaultModelDir, defaultModelPresent } from './helpers/fixtures.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
+import { GEN_FFMPEG } from '../ingest/helpers.js';
 
 let model: ModelFolder;
 let work: string;
@@ -24,7 +24,7 @@ before(async () => {
   model = await loadModel(defaultModelDir, { executionProvider: 'cpu', intraOpThreads: 2, components: ['vision_encoder'] });
   work = mkdtempSync(join(tmpdir(), 'winnow-encode-op-'));
   video = join(work, 'testsrc.mp4');
-  const r = spawnSync(FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=256x192:rate=10:duration=2.4', '-pix_fmt', 'yuv420p', video]);
+  const r = spawnSync(GEN_FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=256x192:rate=10:duration=2.4', '-pix_fmt', 'yuv420p', video]);
   assert.equal(r.status, 0, r.stderr.toString());
   frames256 = await lastValueFrom(openVideo(video, { fps: 'source' }).pipe(toArray()));
   assert.equal(frames256.length, 24);

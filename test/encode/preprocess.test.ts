@@ -11,7 +11,7 @@ import {
   type RgbImage,
 } from '../../src/encode/index.js';
 import { PRE_112 } from './helpers/fixtures.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
+import { GEN_FFMPEG } from '../ingest/helpers.js';
 
 function solid(width: number, height: number, rgb: readonly [number, number, number]): RgbImage {
   const data = new Uint8Array(width * height * 3);
@@ -96,14 +96,14 @@ test('frames already at the model size skip the geometric work', async () => {
 });
 
 test('fit + pad matches the ffmpeg filter chain ingest and the training shards use', async (t) => {
-  const probe = spawnSync(FFMPEG, ['-version']);
+  const probe = spawnSync(GEN_FFMPEG, ['-version']);
   if (probe.status !== 0) {
-    // PATH or the bundled build: `npm ci` always leaves one, so its absence is a broken install.
-    assert.fail(`ffmpeg does not run: ${FFMPEG}`);
+    // PATH or the bundled build (test/ingest/helpers): `npm ci` always leaves one, so its absence is a broken install.
+    assert.fail(`ffmpeg does not run: ${GEN_FFMPEG}`);
   }
   const img = pattern(256, 192);
   const r = spawnSync(
-    FFMPEG,
+    GEN_FFMPEG,
     [
       '-v', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', '256x192', '-i', 'pipe:0',
       '-vf', 'scale=112:112:force_original_aspect_ratio=decrease:flags=bicubic,pad=112:112:(ow-iw)/2:(oh-ih)/2:color=0x7f7f7f',

@@ -12,7 +12,7 @@ import { encode, loadModel, parsePreprocessorConfig } from '../../src/encode/ind
 import { renderTokenTile } from '../../src/encode/viz.js';
 import { saveCodebook } from '../../src/prune/index.js';
 import { PRE_112, defaultModelDir, defaultModelPresent } from './helpers/fixtures.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
+import { GEN_FFMPEG } from '../ingest/helpers.js';
 
 let work: string;
 let still: string;
@@ -87,7 +87,7 @@ test('viz of a still with a codebook of the letterbox tokens dims exactly the le
 
 test('viz of a video writes a contact sheet of pooled 7×7 grids', async () => {
   const video = join(work, 'clip.mp4');
-  const ff = spawnSync(FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=256x192:rate=10:duration=4', '-pix_fmt', 'yuv420p', video]);
+  const ff = spawnSync(GEN_FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=256x192:rate=10:duration=4', '-pix_fmt', 'yuv420p', video]);
   assert.equal(ff.status, 0, ff.stderr.toString());
   const out = join(work, 'sheet.png');
   const r = await runViz(video, { out, strategy: 'random', ratio: 0.25, frames: 4, columns: 2 });

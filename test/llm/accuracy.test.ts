@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDataset } from '../../src/synth/index.js';
 import { AskPipeline, packageRoot } from '../../src/cli/commands/ask.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
 
 const root = packageRoot();
 const MODEL = join(root, 'models', 'winnow-tiny');
@@ -122,7 +121,7 @@ test('frame questions F1–F4 on still images, default pruning', { skip }, async
   // 96 stills (~890 questions): with 16, one family had ~50 questions and a standard error of 4-5
   // points, too coarse to tell a pruning regression from an unlucky sample; with 48, F2 passed by
   // 0.14 points (95.8 against 95.66). At 96: F2 97.9 against 96.6, F4 87.5 against 82.0.
-  const { files } = await writeDataset({ outDir: out, seed: 7, stills: 96, videos: 0, durationS: 1, ffmpegPath: FFMPEG });
+  const { files } = await writeDataset({ outDir: out, seed: 7, stills: 96, videos: 0, durationS: 1 });
   const results = new Map<string, Tally>();
   for (const png of files) {
     const truth = JSON.parse(await readFile(png.replace(/\.png$/, '.json'), 'utf8')) as { qa: Qa[] };
@@ -135,7 +134,7 @@ test('frame questions F1–F4 on still images, default pruning', { skip }, async
 
 test('video questions V1–V3 and "now" questions on short videos, default pruning', { skip }, async () => {
   const out = join(dir, 'videos');
-  const { files } = await writeDataset({ outDir: out, seed: 7, stills: 0, videos: 3, durationS: 12, ffmpegPath: FFMPEG });
+  const { files } = await writeDataset({ outDir: out, seed: 7, stills: 0, videos: 3, durationS: 12 });
   const results = new Map<string, Tally>();
   for (const mp4 of files.filter((f) => f.endsWith('.mp4'))) {
     const truth = JSON.parse(await readFile(mp4.replace(/\.mp4$/, '.json'), 'utf8')) as { qa: Qa[] };

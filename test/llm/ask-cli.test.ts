@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDataset } from '../../src/synth/index.js';
 import { AskPipeline, runAsk, packageRoot, type AskAnswer } from '../../src/cli/commands/ask.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
 
 const root = packageRoot();
 const MODEL = join(root, 'models', 'winnow-tiny');
@@ -22,7 +21,7 @@ let pipeline: AskPipeline | undefined;
 before(async () => {
   if (!skip) pipeline = await AskPipeline.load({ fps: 1, strategy: 'none' }, { log: () => undefined });
   dir = await mkdtemp(join(tmpdir(), 'winnow-ask-'));
-  const { files } = await writeDataset({ outDir: dir, seed: 5, stills: 1, videos: 1, durationS: 6, ffmpegPath: FFMPEG });
+  const { files } = await writeDataset({ outDir: dir, seed: 5, stills: 1, videos: 1, durationS: 6 });
   still = files.find((f) => f.endsWith('.png'))!;
   video = files.find((f) => f.endsWith('.mp4'))!;
 });

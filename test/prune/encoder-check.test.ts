@@ -13,7 +13,6 @@ import { Pruner, checkCodebookEncoder, loadCodebook, saveCodebook, sha256File, t
 import { WinnowEngine } from '../../src/stream/engine.js';
 import { writeDataset } from '../../src/synth/index.js';
 import { packageRoot } from '../../src/package-root.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
 
 const root = packageRoot();
 const MODEL = join(root, 'models', 'winnow-tiny');
@@ -104,7 +103,7 @@ test('engine and `winnow ask`: the bundled pair matches; a codebook of another e
   await engine.close();
   assert.deepEqual(warnings, ['WINNOW_ERR_CODEBOOK_MISMATCH']);
 
-  const { files } = await writeDataset({ outDir: join(dir, 'set'), seed: 11, stills: 1, videos: 0, durationS: 1, ffmpegPath: FFMPEG });
+  const { files } = await writeDataset({ outDir: join(dir, 'set'), seed: 11, stills: 1, videos: 0, durationS: 1 });
   const still = files.find((f) => f.endsWith('.png'))!;
   const cli = (...args: string[]) =>
     spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(root, 'src', 'cli', 'index.ts'), 'ask', still, 'what color is the square?', '--json', ...args], { encoding: 'utf8', cwd: tmpdir() });

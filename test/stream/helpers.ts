@@ -10,7 +10,6 @@ import WebSocket from 'ws';
 import { writeDataset, type VideoTruth } from '../../src/synth/index.js';
 import { WinnowEngine, createServer, validateServerEvent } from '../../src/stream/index.js';
 import type { ServerEvent, WinnowServer } from '../../src/stream/index.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const MODEL_DIR = join(repoRoot, 'models', 'winnow-tiny');
@@ -55,7 +54,7 @@ export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: (
 /** Renders one synthetic-world video (H.264 MP4, faststart) with its ground truth. */
 export async function renderVideo(dir: string, seed: number, durationS: number): Promise<{ mp4: string; truth: VideoTruth }> {
   const out = join(dir, `seed${seed}`);
-  const { files } = await writeDataset({ outDir: out, seed, stills: 0, videos: 1, durationS, ffmpegPath: FFMPEG });
+  const { files } = await writeDataset({ outDir: out, seed, stills: 0, videos: 1, durationS });
   const mp4 = files[0];
   const truth = JSON.parse(await readFile(mp4.replace(/\.mp4$/, '.json'), 'utf8')) as VideoTruth;
   return { mp4, truth };

@@ -10,7 +10,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
 import { TestClient, alive, modelSkip, sharedEngine } from './helpers.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
+import { GEN_FFMPEG } from '../ingest/helpers.js';
 
 const skip = modelSkip;
 let engine: WinnowEngine;
@@ -27,7 +27,7 @@ const feeds: { child: ChildProcess; cut: () => void; wasCut: boolean }[] = [];
  */
 function startFeed(): ChildProcess {
   return spawn(
-    FFMPEG,
+    GEN_FFMPEG,
     ['-hide_banner', '-loglevel', 'error', '-nostdin', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10', '-c:v', 'mjpeg', '-q:v', '5', '-f', 'mpjpeg', 'pipe:1'],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );

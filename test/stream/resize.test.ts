@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { VideoTruth } from '../../src/synth/index.js';
 import { TestClient, modelServer, modelSkip, normAnswer as norm, pushFile, renderVideo } from './helpers.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
+import { GEN_FFMPEG } from '../ingest/helpers.js';
 
 const run = promisify(execFile);
 const skip = modelSkip;
@@ -31,7 +31,7 @@ let questions: string[];
 let frameQuestions: string[];
 
 async function ffmpeg(...args: string[]): Promise<void> {
-  await run(FFMPEG, ['-v', 'error', '-y', ...args]);
+  await run(GEN_FFMPEG, ['-v', 'error', '-y', ...args]);
 }
 
 const fx = modelServer('winnow-resize-', async (dir) => {

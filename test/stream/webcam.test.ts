@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
 import { modelSkip, sharedEngine, tempDir } from './helpers.js';
-import { FFMPEG } from '../ffmpeg-bin.js';
+import { GEN_FFMPEG } from '../ingest/helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM)
@@ -40,7 +40,7 @@ before(async () => {
   y4m = join(t.dir, 'camera.y4m');
   // A moving test pattern with a red box: 4 s at 15 fps, looped by Chromium.
   const r = spawnSync(
-    FFMPEG,
+    GEN_FFMPEG,
     ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15', '-t', '4', '-vf', 'drawbox=x=120:y=80:w=60:h=60:color=red:t=fill', '-pix_fmt', 'yuv420p', y4m],
     { encoding: 'utf8' },
   );
