@@ -9,5 +9,5 @@ export type { QaPair, QuestionFamily } from './qa.js';
 export { writeVideo } from './video.js';
 export { writeDataset, stillAt, videoAt, renderStill, WORLD_VERSION } from './dataset.js';
 export type { StillTruth, VideoTruth, DatasetOptions } from './dataset.js';
-export { writeShards } from './shards.js';
-export type { ShardOptions } from './shards.js';
+export { writeShards, hasApartCount } from './shards.js';
+export type { ShardOptions, VideoMix } from './shards.js';

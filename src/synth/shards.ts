@@ -7,9 +7,35 @@ import { resolveFfmpegPath } from '../ingest/ffmpeg.js';
 import { frameQuestions, videoQuestions, type QaPair } from './qa.js';
 import { patchLabels, renderBackground, renderFrame, type PatchGeometry } from './raster.js';
 import { Rng } from './rng.js';
-import { objectsAt, sampleStill, sampleVideo, type PlacedObject } from './scene.js';
+import { objectsAt, sampleStill, sampleVideo, type PlacedObject, type VideoScene } from './scene.js';
 import { writeVideo } from './video.js';
 import { COLORS, SHAPES } from './world.js';
+
+export type VideoMix = 'natural' | 'apart-rich';
+
+/**
+ * True when some shape's distinct objects, counted over the frames sampled at `sampleFps` up to the
+ * last one, outnumber the most of that shape present together in any one of those frames.
+ */
+export function hasApartCount(scene: VideoScene, sampleFps: number): boolean {
+  const frameCount = Math.floor((scene.durationMs * sampleFps) / 1000 - 1e-9) + 1;
+  const seen = new Map<string, Set<number>>();
+  const most = new Map<string, number>();
+  const now = new Map<string, number>();
+  for (let k = 0; k < frameCount; k++) {
+    const tMs = Math.round((k * 1000) / sampleFps);
+    now.clear();
+    for (const o of objectsAt(scene, tMs)) {
+      now.set(o.shape, (now.get(o.shape) ?? 0) + 1);
+      let ids = seen.get(o.shape);
+      if (!ids) seen.set(o.shape, (ids = new Set()));
+      ids.add(o.id);
+    }
+    for (const [shape, n] of now) most.set(shape, Math.max(most.get(shape) ?? 0, n));
+  }
+  for (const [shape, ids] of seen) if (ids.size > (most.get(shape) ?? 0)) return true;
+  return false;
+}
 
 export interface ShardOptions {
   outDir: string;
@@ -27,6 +53,17 @@ export interface ShardOptions {
   inputFilter: string;
   /** Sampling rate of video frames for training. */
   sampleFps?: number;
+  /**
+   * Which videos the shards keep. `natural` (default): every video the world samples.
+   * `apart-rich`: only videos in which, at their last sampled frame, some shape has had more
+   * distinct objects than were ever present together in one sampled frame, i.e. where V3
+   * ("how many {shape}s appeared?") cannot be answered from any single frame. About 4 % of
+   * natural videos' V3 questions are of that kind; a trainer mixes these shards in to see more.
+   * Each kept video is still an ordinary world video (rejection sampling, same generator).
+   */
+  videoMix?: VideoMix;
+  /** `apart-rich`: draws per kept video before giving up (WINNOW_ERR_INVALID_ARGUMENT). */
+  maxDrawsPerVideo?: number;
   ffmpegPath?: string;
   concurrency?: number;
   signal?: AbortSignal;
@@ -137,8 +174,7 @@ export async function writeShards(options: ShardOptions): Promise<void> {
       let frameOffset = 0;
       for (let v = 0; v < count; v++) {
         throwIfAborted(options.signal);
-        const durationS = rng.int(options.minDurationS ?? 10, options.maxDurationS ?? 30);
-        const scene = sampleVideo(rng, { durationMs: durationS * 1000 });
+        const scene = drawVideo(rng, options, sampleFps);
         const mp4 = join(tmp, `video_${c}_${v}.mp4`);
         await writeVideo(scene, mp4, { ffmpegPath, signal: options.signal });
         const every = Math.round(scene.fps / sampleFps);
@@ -172,6 +208,7 @@ export async function writeShards(options: ShardOptions): Promise<void> {
     grid,
     inputFilter: options.inputFilter,
     sampleFps,
+    videoMix: options.videoMix ?? 'natural',
     stills: options.stills,
     videos: options.videos,
     labelFormat: 'uint8 [frames, grid*grid, 3]: class (0 background, 1 + shape*6 + colour), centre flag, coverage*255',
@@ -193,6 +230,17 @@ export async function writeShards(options: ShardOptions): Promise<void> {
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   await rm(tmp, { recursive: true, force: true });
+}
+
+function drawVideo(rng: Rng, options: ShardOptions, sampleFps: number): VideoScene {
+  const mix = options.videoMix ?? 'natural';
+  const maxDraws = mix === 'natural' ? 1 : options.maxDrawsPerVideo ?? 1000;
+  for (let draw = 0; draw < maxDraws; draw++) {
+    const durationS = rng.int(options.minDurationS ?? 10, options.maxDurationS ?? 30);
+    const scene = sampleVideo(rng, { durationMs: durationS * 1000 });
+    if (mix === 'natural' || hasApartCount(scene, sampleFps)) return scene;
+  }
+  throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `video mix ${mix}: no video qualified in ${maxDraws} draws`, { details: { mix, maxDraws } });
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -19,7 +19,9 @@ import {
   videoAt,
   writeDataset,
   writeShards,
+  hasApartCount,
   type PlacedObject,
+  type VideoScene,
   type QaPair,
 } from '../../src/synth/index.js';
 import { resolveFfmpegPath } from '../../src/ingest/index.js';
@@ -231,6 +233,68 @@ test('training shards: model-input frames, patch labels and QA line up', async (
     const frames = vids.reduce((a, v) => a + v.numFrames, 0);
     assert.equal(vrgb.length, frames * 112 * 112 * 3);
     for (const v of vids) assert.equal(v.numFrames, v.durationMs / 1000);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+function trackScene(durationMs: number, tracks: { shape: 'circle' | 'square'; color: 'red' | 'blue'; appearMs: number; leaveMs: number; x: number }[]): VideoScene {
+  return {
+    kind: 'video', width: CANVAS_WIDTH, height: CANVAS_HEIGHT, fps: 10, durationMs,
+    background: { name: 'gray', gradientAngleRad: 0, noiseSeed: 1 },
+    objects: tracks.map((t, id) => ({ id, shape: t.shape, color: t.color, size: 'small', appearMs: t.appearMs, leaveMs: t.leaveMs, segments: [{ tMs: t.appearMs, x: t.x, y: 96, vxPxPerS: 0, vyPxPerS: 0 }] })),
+  };
+}
+
+test('hasApartCount: objects of a shape that never coexist vs ones seen together', () => {
+  // Two circles one after the other: "two circles appeared", never two in one frame.
+  assert.equal(hasApartCount(trackScene(10_000, [
+    { shape: 'circle', color: 'red', appearMs: 0, leaveMs: 4000, x: 60 },
+    { shape: 'circle', color: 'blue', appearMs: 5000, leaveMs: 10_000, x: 180 },
+  ]), 1), true);
+  // The same two circles overlapping in time for one sampled second.
+  assert.equal(hasApartCount(trackScene(10_000, [
+    { shape: 'circle', color: 'red', appearMs: 0, leaveMs: 5500, x: 60 },
+    { shape: 'circle', color: 'blue', appearMs: 5000, leaveMs: 10_000, x: 180 },
+  ]), 1), false);
+  // Different shapes one after another are not an apart count.
+  assert.equal(hasApartCount(trackScene(10_000, [
+    { shape: 'circle', color: 'red', appearMs: 0, leaveMs: 4000, x: 60 },
+    { shape: 'square', color: 'red', appearMs: 5000, leaveMs: 10_000, x: 180 },
+  ]), 1), false);
+  // Present only between two sampled frames (1 fps): never seen, so not counted.
+  assert.equal(hasApartCount(trackScene(10_000, [
+    { shape: 'circle', color: 'red', appearMs: 0, leaveMs: 4000, x: 60 },
+    { shape: 'circle', color: 'blue', appearMs: 5200, leaveMs: 5800, x: 180 },
+  ]), 1), false);
+});
+
+test("training shards with video mix 'apart-rich' keep only videos whose V3 needs counting over time", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'winnow-shards-'));
+  try {
+    const filter = 'scale=112:112:force_original_aspect_ratio=decrease:flags=bicubic,pad=112:112:(ow-iw)/2:(oh-ih)/2:color=0x7f7f7f';
+    await writeShards({ outDir: dir, seed: 52, stills: 0, videos: 4, minDurationS: 10, maxDurationS: 12, geometry: { inputSize: 112, patchSize: 8, mode: 'fit' }, inputFilter: filter, concurrency: 1, ffmpegPath: FFMPEG, videoMix: 'apart-rich' });
+    const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as { videoMix: string };
+    assert.equal(meta.videoMix, 'apart-rich');
+    type Line = { numFrames: number; objects: { id: number; shape: string; appearMs: number; leaveMs: number }[]; frames: { tMs: number; qa: QaPair[] }[] };
+    const vids = (await readFile(join(dir, 'videos_0000.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Line);
+    assert.equal(vids.length, 4);
+    for (const v of vids) {
+      // Re-derived from the written tracks: at the last frame some V3 answer exceeds the most
+      // objects of that shape present in any one sampled frame.
+      const most = new Map<string, number>();
+      for (const f of v.frames) {
+        const now = new Map<string, number>();
+        for (const o of v.objects) if (o.appearMs <= f.tMs && f.tMs < o.leaveMs) now.set(o.shape, (now.get(o.shape) ?? 0) + 1);
+        for (const [k, n] of now) most.set(k, Math.max(most.get(k) ?? 0, n));
+      }
+      const last = v.frames[v.frames.length - 1];
+      const v3 = last.qa.filter((q) => q.id === 'V3').map((q) => ({ shape: q.question.split(' ')[2].slice(0, -1), n: NUM.indexOf(q.answer) }));
+      const seen = new Map<string, Set<number>>();
+      for (const f of v.frames) for (const o of v.objects) if (o.appearMs <= f.tMs && f.tMs < o.leaveMs) seen.set(o.shape, (seen.get(o.shape) ?? new Set()).add(o.id));
+      assert.ok([...seen].some(([k, ids]) => ids.size > (most.get(k) ?? 0)), 'an apart count in every kept video');
+      for (const q of v3) assert.ok(q.n >= (most.get(q.shape) ?? 0));
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

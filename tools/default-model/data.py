@@ -26,8 +26,21 @@ class Shards:
                 break
         self.still_rgb = np.concatenate(rgb) if rgb else np.zeros((0, s, s, 3), np.uint8)
         self.still_lab = np.concatenate(lab) if lab else np.zeros((0, g * g, 3), np.uint8)
-        rgb, lab, self.videos = [], [], []
-        off = 0
+        self.videos = []
+        self.video_rgb = np.zeros((0, s, s, 3), np.uint8)
+        self.video_lab = np.zeros((0, g * g, 3), np.uint8)
+        self.add_videos(root, max_videos)
+
+    def add_videos(self, root, max_videos=None):
+        """Appends the video shards of `root` (its meta.json must match this set's frame geometry and
+        input filter). Returns how many videos it added."""
+        meta = json.load(open(os.path.join(root, "meta.json")))
+        for k in ("inputSize", "patchSize", "grid", "inputFilter", "sampleFps", "world"):
+            if meta.get(k) != self.meta.get(k):
+                raise ValueError(f"{root}: meta {k} = {meta.get(k)!r}, expected {self.meta.get(k)!r}")
+        s, g = self.side, self.grid
+        rgb, lab, added = [self.video_rgb], [self.video_lab], 0
+        off = len(self.video_rgb)
         for base in sorted(glob.glob(os.path.join(root, "videos_*.jsonl"))):
             b = base[: -len(".jsonl")]
             lines = [json.loads(l) for l in open(base) if l.strip()]
@@ -40,10 +53,12 @@ class Shards:
             rgb.append(r)
             lab.append(l)
             self.videos.extend(lines)
+            added += len(lines)
             if max_videos and len(self.videos) >= max_videos:
                 break
-        self.video_rgb = np.concatenate(rgb) if rgb else np.zeros((0, s, s, 3), np.uint8)
-        self.video_lab = np.concatenate(lab) if lab else np.zeros((0, g * g, 3), np.uint8)
+        self.video_rgb = np.concatenate(rgb)
+        self.video_lab = np.concatenate(lab)
+        return added
 
 
 def to_pixels(rgb_u8):

@@ -714,6 +714,7 @@ def main():
     ap.add_argument("--family-weight-b2", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies the answer loss of those question families by K, stills and clips (default: none)")
     ap.add_argument("--rarity-b2", type=float, default=0.0, help="stage B phase 2: weight the answers (stills and clips; the default V3 exists only in clips) of --rarity-families by (most common answer's count / its count) ** this, at most --rarity-cap (0 = off)")
     ap.add_argument("--apart-weight-b2", type=float, default=1.0, help="stage B phase 2: multiplies the answer loss of the V3 questions whose objects were never all present in one frame (the answer exceeds the most of that shape seen together; 1 = off)")
+    ap.add_argument("--extra-videos-b2", action="append", default=[], help="stage B phase 2: also draw clips from the video shards in this folder (repeatable), e.g. `winnow synth --shards --video-mix apart-rich` ones; phase 1 never sees them")
     ap.add_argument("--rarity-families", default="V3")
     ap.add_argument("--rarity-cap", type=float, default=4.0)
     ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
@@ -797,6 +798,9 @@ def main():
         # present; concentrating attention lets the answers rest on the tokens that hold the answer.
         # It uses no labels and no token dropping: pruning stays training-free.
         if args.steps_b2 > 0:
+            for extra in args.extra_videos_b2:
+                n = data.add_videos(extra)
+                log(f"phase 2: {n} more videos from {extra} ({len(data.videos)} in all, {len(data.video_rgb)} frames)")
             aw = answer_rarity(data, args.rarity_families.split(","), args.rarity_b2, args.rarity_cap) if args.rarity_b2 > 0 else None
             aw = family_weight(args.family_weight_b2, aw)
             if args.apart_weight_b2 != 1.0:

@@ -14,6 +14,7 @@ export function registerSynth(program: Command): void {
     .option('--max-duration <s>', 'shards: longest video', '30')
     .option('--input-size <px>', 'shards: model input side', '112')
     .option('--patch-size <px>', 'shards: ViT patch size', '8')
+    .option('--video-mix <mix>', "shards: 'natural' (every sampled video) or 'apart-rich' (only videos where some shape's objects were never all present together)", 'natural')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       const { writeDataset, writeShards } = await import('../../synth/index.js');
       const { resolveFfmpegPath, buildScaleFilter } = await import('../../ingest/index.js');
@@ -26,13 +27,18 @@ export function registerSynth(program: Command): void {
       };
       if (opts.shards) {
         const inputSize = Number(opts.inputSize);
+        const videoMix = String(opts.videoMix);
+        if (videoMix !== 'natural' && videoMix !== 'apart-rich') {
+          const { WinnowError } = await import('../../errors.js');
+          throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `--video-mix must be natural or apart-rich, not ${videoMix}`);
+        }
         // The same filter ingest applies for `resize: 'pad'`, so training input == runtime input.
         const filter = buildScaleFilter({ width: inputSize, height: inputSize }, 'pad');
         await writeShards({
           outDir: String(opts.out), seed, stills, videos,
           minDurationS: Number(opts.minDuration), maxDurationS: Number(opts.maxDuration),
           geometry: { inputSize, patchSize: Number(opts.patchSize), mode: 'fit' },
-          inputFilter: filter, ffmpegPath, onProgress: progress,
+          inputFilter: filter, ffmpegPath, onProgress: progress, videoMix,
         });
       } else {
         const { files } = await writeDataset({ outDir: String(opts.out), seed, stills, videos, durationS: Number(opts.duration), ffmpegPath, onProgress: progress });
