@@ -714,6 +714,7 @@ def main():
     ap.add_argument("--family-weight-b2", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies the answer loss of those question families by K, stills and clips (default: none)")
     ap.add_argument("--rarity-b2", type=float, default=0.0, help="stage B phase 2: weight the answers (stills and clips; the default V3 exists only in clips) of --rarity-families by (most common answer's count / its count) ** this, at most --rarity-cap (0 = off)")
     ap.add_argument("--apart-weight-b2", type=float, default=1.0, help="stage B phase 2: multiplies the answer loss of the V3 questions whose objects were never all present in one frame (the answer exceeds the most of that shape seen together; 1 = off)")
+    ap.add_argument("--extra-videos", action="append", default=[], help="stage B (both phases): also draw clips from the video shards in this folder (repeatable), e.g. `winnow synth --shards --video-mix apart-rich` ones")
     ap.add_argument("--extra-videos-b2", action="append", default=[], help="stage B phase 2: also draw clips from the video shards in this folder (repeatable), e.g. `winnow synth --shards --video-mix apart-rich` ones; phase 1 never sees them")
     ap.add_argument("--rarity-families", default="V3")
     ap.add_argument("--rarity-cap", type=float, default=4.0)
@@ -787,6 +788,9 @@ def main():
                 log("stage A done in", round(time.time() - t_start), "s")
                 return
         t_a = time.time()
+        for extra in args.extra_videos:
+            n = data.add_videos(extra)
+            log(f"stage B: {n} more videos from {extra} ({len(data.videos)} in all, {len(data.video_rgb)} frames)")
         common = dict(ckpt_dir=args.work, vit_lr_scale=args.vit_lr_scale, cache_features=args.cache_features, ckpt_every=args.ckpt_every_b)
         if not args.resume_b1:
             # Phase 1: the LM learns to read the frames (the first steps_b1 steps of a steps_b schedule).
