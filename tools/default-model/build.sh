@@ -15,6 +15,9 @@
 # --resume-a from stage A, --resume-b1 from stage B phase 1, --resume-b1-state WORK/stage_b1_last_resume.pt
 # continues phase 1 exactly where it stopped (model, optimizer, batch sampler; written every 250 steps).
 # tools/default-model/checkpoints/ holds resume points of a candidate that outlasted a session.
+# --extra-videos DIR (stage B) / --extra-videos-b2 DIR (phase 2 only) add video shards, e.g. rendered by
+# `synth --shards --out "$DATA/apart" --seed 4000 --videos 1000 --video-mix apart-rich` (MODEL_CARD notes,
+# "Apart-rich clips"; not part of the shipped recipe).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${DATA:-/tmp/winnow-default-model}
