@@ -4,7 +4,7 @@ import { mkdir, rename, rm, writeFile, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WinnowError, throwIfAborted } from '../errors.js';
 import { resolveFfmpegPath } from '../ingest/ffmpeg.js';
-import { frameQuestions, videoQuestions, type QaPair } from './qa.js';
+import { appearedBy, frameQuestions, videoQuestions, type QaPair } from './qa.js';
 import { patchLabels, renderBackground, renderFrame, type PatchGeometry } from './raster.js';
 import { Rng } from './rng.js';
 import { objectsAt, sampleStill, sampleVideo, type PlacedObject, type VideoScene } from './scene.js';
@@ -14,26 +14,22 @@ import { COLORS, SHAPES } from './world.js';
 export type VideoMix = 'natural' | 'apart-rich';
 
 /**
- * True when some shape's distinct objects, counted over the frames sampled at `sampleFps` up to the
- * last one, outnumber the most of that shape present together in any one of those frames.
+ * True when, at the last frame sampled at `sampleFps`, some shape's V3 answer (objects of that shape
+ * that appeared so far, `appearedBy`) exceeds the most of that shape present together in any one
+ * sampled frame: the count cannot be read off a single frame.
  */
 export function hasApartCount(scene: VideoScene, sampleFps: number): boolean {
   const frameCount = Math.floor((scene.durationMs * sampleFps) / 1000 - 1e-9) + 1;
-  const seen = new Map<string, Set<number>>();
   const most = new Map<string, number>();
   const now = new Map<string, number>();
   for (let k = 0; k < frameCount; k++) {
-    const tMs = Math.round((k * 1000) / sampleFps);
     now.clear();
-    for (const o of objectsAt(scene, tMs)) {
-      now.set(o.shape, (now.get(o.shape) ?? 0) + 1);
-      let ids = seen.get(o.shape);
-      if (!ids) seen.set(o.shape, (ids = new Set()));
-      ids.add(o.id);
-    }
+    for (const o of objectsAt(scene, Math.round((k * 1000) / sampleFps))) now.set(o.shape, (now.get(o.shape) ?? 0) + 1);
     for (const [shape, n] of now) most.set(shape, Math.max(most.get(shape) ?? 0, n));
   }
-  for (const [shape, ids] of seen) if (ids.size > (most.get(shape) ?? 0)) return true;
+  const appeared = new Map<string, number>();
+  for (const o of appearedBy(scene, Math.round(((frameCount - 1) * 1000) / sampleFps))) appeared.set(o.shape, (appeared.get(o.shape) ?? 0) + 1);
+  for (const [shape, n] of appeared) if (n > (most.get(shape) ?? 0)) return true;
   return false;
 }
 
