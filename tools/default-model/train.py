@@ -61,6 +61,32 @@ def load_checkpoint(model, path, may_lack=()):
     assert not unexpected and all(k.startswith(tuple(may_lack) + NEW_HEADS) for k in missing), (missing, unexpected)
 
 
+def lm_depth(sd):
+    """How many LM layers a state dict holds."""
+    return len({k.split(".")[2] for k in sd if k.startswith("lm.layers.")})
+
+
+def grow_lm(sd, new_at, model):
+    """A state dict of a shallower LM, renumbered so that its layers skip the indices in new_at; those
+    layers keep the model's seeded init with their attention and MLP output projections zeroed, so the
+    grown LM computes exactly what the shallower one did (they start as identities on the residual)."""
+    old = sorted({int(k.split(".")[2]) for k in sd if k.startswith("lm.layers.")})
+    keep = [i for i in range(len(old) + len(new_at)) if i not in new_at]
+    if len(keep) != len(model.lm.layers) - len(new_at) or len(old) != len(keep):
+        raise SystemExit(f"--lm-grow: the checkpoint has {len(old)} LM layers; {len(model.lm.layers)} - {len(new_at)} expected")
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("lm.layers."):
+            parts = k.split(".")
+            parts[2] = str(keep[int(parts[2])])
+            k = ".".join(parts)
+        out[k] = v
+    for i in new_at:
+        for k, v in model.lm.layers[i].state_dict().items():
+            out[f"lm.layers.{i}.{k}"] = torch.zeros_like(v) if k in ("o.weight", "down.weight") else v.clone()
+    return out
+
+
 def centre_columns(lab, g):
     """(patch classes [S, N] int64, centre column of each class's object [S, NUM_CLASSES], 10**6
     where the image has no centre patch of that class)."""
@@ -506,14 +532,17 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None, answer_
     return seqs
 
 
-def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5, entropy_scale=None, resume=None):
+def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5, entropy_scale=None, resume=None, average_from=None):
     """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
     backpropagating through 30 frames costs too much here). cache_features (frozen tower only) runs the
     tower once over all training frames instead of in every step.
 
     Every ckpt_every steps it also writes <ckpt_name>_resume.pt: the model, the optimizer's moments,
     the batch sampler's state and the next step. `resume` (that dict) continues the schedule from
-    there, batch for batch as if it had not stopped: a stage B outlasts a session on this machine."""
+    there, batch for batch as if it had not stopped: a stage B outlasts a session on this machine.
+
+    average_from (a step) also keeps the uniform average of the trained weights over every step from
+    there on and writes it to <ckpt_name>_avg.pt at the end (weight averaging, as in SWA)."""
     finetune = vit_lr_scale > 0
     if cache_features and finetune:
         raise ValueError("--cache-features needs a frozen vision tower (--vit-lr-scale 0)")
@@ -539,6 +568,9 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         first = resume["step"]
         log(f"B resumed at step {first}/{steps}")
     resume_path = os.path.join(ckpt_dir, ckpt_name[: -len(".pt")] + "_resume.pt") if ckpt_dir else None
+    if average_from is not None and resume is not None:
+        raise ValueError("weight averaging does not survive a resume")
+    avg, n_avg = None, 0
     for step in range(first, steps):
         lr_now = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for pg in opt.param_groups:
@@ -570,6 +602,16 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if average_from is not None and step >= average_from:
+            with torch.no_grad():
+                if avg is None:
+                    avg = {k: v.detach().clone().double() for k, v in model.state_dict().items() if v.is_floating_point()}
+                    n_avg = 1
+                else:
+                    n_avg += 1
+                    for k, v in model.state_dict().items():
+                        if k in avg:
+                            avg[k] += (v.double() - avg[k]) / n_avg
         ema[kind] = loss.item() if kind not in ema else 0.95 * ema[kind] + 0.05 * loss.item()
         if ckpt_dir and step > 0 and step % ckpt_every == 0:
             torch.save(model.state_dict(), os.path.join(ckpt_dir, ckpt_name))
@@ -578,6 +620,10 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
             os.replace(tmp_path, resume_path)
         if step % 50 == 0 or step == steps - 1:
             log(f"B {step}/{steps} {kind} loss {loss.item():.4f} ema {json.dumps({k: round(v, 4) for k, v in ema.items()})} lr {lr_now:.2e} {time.time()-t0:.0f}s")
+    if avg is not None and ckpt_dir:
+        sd = model.state_dict()
+        torch.save({k: (avg[k].to(v.dtype) if k in avg else v) for k, v in sd.items()}, os.path.join(ckpt_dir, ckpt_name[: -len(".pt")] + "_avg.pt"))
+        log(f"B weights averaged over the last {n_avg} steps -> {ckpt_name[: -len('.pt')]}_avg.pt")
 
 
 # ---------------------------------------------------------------- evaluation
@@ -716,6 +762,9 @@ def main():
     ap.add_argument("--apart-weight-b2", type=float, default=1.0, help="stage B phase 2: multiplies the answer loss of the V3 questions whose objects were never all present in one frame (the answer exceeds the most of that shape seen together; 1 = off)")
     ap.add_argument("--extra-videos", action="append", default=[], help="stage B (both phases): also draw clips from the video shards in this folder (repeatable), e.g. `winnow synth --shards --video-mix apart-rich` ones")
     ap.add_argument("--extra-videos-b2", action="append", default=[], help="stage B phase 2: also draw clips from the video shards in this folder (repeatable), e.g. `winnow synth --shards --video-mix apart-rich` ones; phase 1 never sees them")
+    ap.add_argument("--average-b2", type=float, default=0.0, help="stage B phase 2: also write WORK/stage_b2_last_avg.pt, the uniform average of the weights over the last this share of phase-2 steps (0 = off; the export uses the last weights either way)")
+    ap.add_argument("--lm-layers", type=int, help="LM depth (default: model.LmConfig, 4; with --from-checkpoint, the checkpoint's)")
+    ap.add_argument("--lm-grow", default="", help="with --resume-b1: layer indices (of the --lm-layers-deep LM) to insert as new layers that start as identities, e.g. 4 appends one to a 4-layer phase-1 LM")
     ap.add_argument("--rarity-families", default="V3")
     ap.add_argument("--rarity-cap", type=float, default=4.0)
     ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
@@ -726,6 +775,15 @@ def main():
     ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
     args = ap.parse_args()
 
+    grow = sorted(int(x) for x in args.lm_grow.split(",")) if args.lm_grow else []
+    if args.lm_layers is not None:
+        LmConfig.num_layers = args.lm_layers
+    elif args.from_checkpoint:
+        LmConfig.num_layers = lm_depth(torch.load(args.from_checkpoint))
+    if grow and not args.resume_b1:
+        raise SystemExit("--lm-grow: only with --resume-b1 (it adds layers to a trained phase-1 LM)")
+    if grow and (len(set(grow)) != len(grow) or grow[0] < 0 or grow[-1] >= LmConfig.num_layers):
+        raise SystemExit(f"--lm-grow: distinct layer indices below --lm-layers ({LmConfig.num_layers})")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -752,8 +810,8 @@ def main():
             log("resuming stage B phase 1 from", args.resume_b1_state, "at step", resume_b1["step"])
         elif args.resume_b1:
             # Phase-1 checkpoints may predate ProjectorHeads; those start from their seeded init.
-            load_checkpoint(model, args.resume_b1, ("proj_heads.",))
-            log("resumed stage B phase 1 from", args.resume_b1)
+            load_checkpoint(model, grow_lm(torch.load(args.resume_b1), grow, model) if grow else args.resume_b1, ("proj_heads.",))
+            log("resumed stage B phase 1 from", args.resume_b1, f"(LM grown to {LmConfig.num_layers} layers: new, zero-output layers at {grow})" if grow else "")
         elif args.resume_a:
             # Stage A trains neither ProjectorHeads nor the projector; checkpoints saved before those
             # existed lack them (their seeded init is used, as in a run without --resume-a).
@@ -810,7 +868,7 @@ def main():
             if args.apart_weight_b2 != 1.0:
                 apart_counts(data)
                 aw = apart_weight(args.apart_weight_b2, aw)
-            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=args.entropy_family_scale, **common)
+            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=args.entropy_family_scale, average_from=round(args.steps_b2 * (1 - args.average_b2)) if args.average_b2 > 0 else None, **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data

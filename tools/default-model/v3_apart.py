@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train import Shards, Tokenizer, WinnowTiny, apart_counts, clip_seq, features, load_checkpoint, score, torch  # noqa: E402
+from train import LmConfig, Shards, Tokenizer, WinnowTiny, apart_counts, clip_seq, features, lm_depth, load_checkpoint, score, torch  # noqa: E402
 
 
 def main():
@@ -19,8 +19,10 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tok = Tokenizer()
+    sd = torch.load(args.checkpoint)
+    LmConfig.num_layers = lm_depth(sd)
     model = WinnowTiny(len(tok.vocab))
-    load_checkpoint(model, args.checkpoint, ("proj_heads.",))
+    load_checkpoint(model, sd, ("proj_heads.",))
     model.eval()
     data = Shards(args.eval_shards)
     apart_counts(data)
