@@ -70,10 +70,10 @@ def grow_lm(sd, new_at, model):
     """A state dict of a shallower LM, renumbered so that its layers skip the indices in new_at; those
     layers keep the model's seeded init with their attention and MLP output projections zeroed, so the
     grown LM computes exactly what the shallower one did (they start as identities on the residual)."""
-    old = sorted({int(k.split(".")[2]) for k in sd if k.startswith("lm.layers.")})
-    keep = [i for i in range(len(old) + len(new_at)) if i not in new_at]
-    if len(keep) != len(model.lm.layers) - len(new_at) or len(old) != len(keep):
-        raise SystemExit(f"--lm-grow: the checkpoint has {len(old)} LM layers; {len(model.lm.layers)} - {len(new_at)} expected")
+    depth = lm_depth(sd)
+    keep = [i for i in range(len(model.lm.layers)) if i not in new_at]
+    if depth != len(keep):
+        raise SystemExit(f"--lm-grow: the checkpoint has {depth} LM layers; {len(model.lm.layers)} - {len(new_at)} expected")
     out = {}
     for k, v in sd.items():
         if k.startswith("lm.layers."):
@@ -604,14 +604,15 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         opt.step()
         if average_from is not None and step >= average_from:
             with torch.no_grad():
+                # Only what this stage trains: the frozen tower would average to itself every step.
                 if avg is None:
-                    avg = {k: v.detach().clone().double() for k, v in model.state_dict().items() if v.is_floating_point()}
+                    avg = {k: p.detach().double() for k, p in model.named_parameters() if p.requires_grad}
                     n_avg = 1
                 else:
                     n_avg += 1
-                    for k, v in model.state_dict().items():
+                    for k, p in model.named_parameters():
                         if k in avg:
-                            avg[k] += (v.double() - avg[k]) / n_avg
+                            avg[k] += (p.detach().double() - avg[k]) / n_avg
         ema[kind] = loss.item() if kind not in ema else 0.95 * ema[kind] + 0.05 * loss.item()
         if ckpt_dir and step > 0 and step % ckpt_every == 0:
             torch.save(model.state_dict(), os.path.join(ckpt_dir, ckpt_name))
