@@ -17,11 +17,40 @@ const poolingSchema = z.object({
   mode: z.enum(['avg', 'bilinear', 'max']),
 });
 
+/**
+ * Temporal identity of a video's objects (config.json `winnow.temporal_identity`): the vision
+ * encoder also outputs each patch's class (`patch_classes`), a tracker numbers the objects of each
+ * class group in order of appearance, and each object token gets its ordinal's embedding added to
+ * its features before video pooling. See src/encode/tracker.ts.
+ */
+export interface TemporalIdentitySpec {
+  /** Tokens a class needs in a frame to count as present (a lone token is usually a misread edge). */
+  minPatches: number;
+  /** Frames a class must be absent before its return counts as a new object. */
+  gapFrames: number;
+  /** Ordinals go 1..maxOrdinal; later objects share the last one. */
+  maxOrdinal: number;
+  /** Group (e.g. shape) of each class id; 0 = never tracked (background). */
+  classGroups: Int32Array;
+  /** maxOrdinal × dim, row k−1 for ordinal k, row-major. */
+  embeddings: Float32Array;
+  dim: number;
+}
+
+const temporalIdentitySchema = z.looseObject({
+  min_patches: z.number().int().min(1),
+  gap_frames: z.number().int().min(1),
+  max_ordinal: z.number().int().min(1).max(1000),
+  class_groups: z.array(z.number().int().min(0)).min(1).max(65536),
+  embeddings: z.array(z.array(z.number().finite()).min(1)).min(1),
+});
+
 const winnowSectionSchema = z.looseObject({
   visual_position_scheme: z.string().optional(),
   frame_marker: z.string().optional(),
   video_pooling: poolingSchema.optional(),
   caption_prompt: z.string().optional(),
+  temporal_identity: temporalIdentitySchema.optional(),
 });
 
 const configSchema = z.looseObject({
@@ -112,6 +141,7 @@ export interface ModelConfig {
     frameMarker: string | undefined;
     videoPooling: PoolingSpec | undefined;
     captionPrompt: string | undefined;
+    temporalIdentity: TemporalIdentitySpec | undefined;
   };
   /** The file's full JSON, for stages that need keys this module does not interpret. */
   raw: Readonly<Record<string, unknown>>;
@@ -141,8 +171,27 @@ export function parseModelConfig(json: unknown, file = 'config.json'): ModelConf
       frameMarker: w?.frame_marker,
       videoPooling: w?.video_pooling,
       captionPrompt: w?.caption_prompt,
+      temporalIdentity: w?.temporal_identity ? temporalIdentity(w.temporal_identity, c.text_config?.hidden_size ?? c.hidden_size, file) : undefined,
     },
     raw: json as Record<string, unknown>,
+  };
+}
+
+function temporalIdentity(t: z.infer<typeof temporalIdentitySchema>, hiddenSize: number | undefined, file: string): TemporalIdentitySpec {
+  const dim = t.embeddings[0].length;
+  if (t.embeddings.length !== t.max_ordinal || t.embeddings.some((row) => row.length !== dim)) {
+    throw configError(file, `winnow.temporal_identity.embeddings must be ${t.max_ordinal} rows (max_ordinal) of one width`);
+  }
+  if (hiddenSize !== undefined && dim !== hiddenSize) {
+    throw configError(file, `winnow.temporal_identity.embeddings width ${dim} ≠ text_config.hidden_size ${hiddenSize}`);
+  }
+  return {
+    minPatches: t.min_patches,
+    gapFrames: t.gap_frames,
+    maxOrdinal: t.max_ordinal,
+    classGroups: Int32Array.from(t.class_groups),
+    embeddings: Float32Array.from(t.embeddings.flat()),
+    dim,
   };
 }
 

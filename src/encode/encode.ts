@@ -7,6 +7,7 @@ import type { PoolingSpec } from './config.js';
 import type { ModelFolder } from './model-folder.js';
 import { poolTokenGrid } from './pool.js';
 import { normalizationTable, preprocessInto } from './preprocess.js';
+import { ObjectTracker } from './tracker.js';
 import type { EncodedFrame } from './types.js';
 
 export type EncodeOverflowPolicy = 'error' | 'drop-oldest';
@@ -47,6 +48,13 @@ export interface EncodeOptions {
   video?: boolean;
   /** Pooling used in video mode. Default: config.json `winnow.video_pooling`, else 2× bilinear. */
   pooling?: PoolingSpec;
+  /**
+   * Video mode, models whose config.json declares `winnow.temporal_identity`: the tracker that
+   * numbers the stream's objects (ObjectTracker). Default: a new one per subscription, i.e. the
+   * frames of one subscription are one video from its first frame. Pass your own to continue a
+   * stream across subscriptions; false leaves the identity out (ablations).
+   */
+  tracker?: ObjectTracker | false;
   /** Copied onto every EncodedFrame. */
   sourceId?: string;
   /**
@@ -62,6 +70,30 @@ export interface EncodeOptions {
 }
 
 const DEFAULT_VIDEO_POOLING: PoolingSpec = { stride: 2, mode: 'bilinear' };
+
+/** The video pooling `model` uses when the caller names none. */
+export function videoPooling(model: ModelFolder): PoolingSpec {
+  return model.config.winnow.videoPooling ?? DEFAULT_VIDEO_POOLING;
+}
+
+/**
+ * Turns a full-grid EncodedFrame (image mode) into a video frame: adds the tracker's temporal
+ * identity (which needs the frame's patchClasses and must see the stream's frames in order), then
+ * pools the grid. For callers that batch frames of several streams through one encode (the
+ * WebSocket engine); encode() in video mode does the same per subscription. Writes into
+ * `encoded.tokens` before pooling; the result has its own arrays.
+ */
+export function finishVideoFrame(encoded: EncodedFrame, tracker: ObjectTracker | undefined, pooling: PoolingSpec): EncodedFrame {
+  if (tracker) {
+    if (!encoded.patchClasses) throw new WinnowError('WINNOW_ERR_MODEL_CONTRACT', 'the temporal identity needs patch_classes from the vision encoder');
+    tracker.addIdentity(encoded.tokens, encoded.patchClasses);
+  }
+  const p = poolTokenGrid(encoded.tokens, encoded.gridH, encoded.gridW, encoded.dim, pooling);
+  const out: EncodedFrame = { frame: encoded.frame, tokens: p.tokens, numTokens: p.gridH * p.gridW, dim: encoded.dim, gridH: p.gridH, gridW: p.gridW };
+  if (encoded.clsSimilarity) out.clsSimilarity = poolTokenGrid(encoded.clsSimilarity, encoded.gridH, encoded.gridW, 1, pooling).tokens;
+  if (encoded.sourceId !== undefined) out.sourceId = encoded.sourceId;
+  return out;
+}
 
 interface Slot {
   frames: Frame[];
@@ -86,8 +118,9 @@ export function encode(model: ModelFolder, options: EncodeOptions = {}): Operato
   const maxInFlight = positiveInt('maxInFlightBatches', options.maxInFlightBatches ?? 2, 1);
   const maxQueued = positiveInt('maxQueuedFrames', options.maxQueuedFrames ?? 64, 1);
   const overflow = options.overflow ?? 'error';
-  const pooling = options.video ? (options.pooling ?? model.config.winnow.videoPooling ?? DEFAULT_VIDEO_POOLING) : undefined;
+  const pooling = options.video ? (options.pooling ?? videoPooling(model)) : undefined;
   if (pooling) positiveInt('pooling.stride', pooling.stride, 1);
+  const identity = model.config.winnow.temporalIdentity;
 
   return (source) =>
     new Observable<EncodedFrame>((subscriber) => {
@@ -116,20 +149,13 @@ export function encode(model: ModelFolder, options: EncodeOptions = {}): Operato
         subscriber.error(wrap ? toWinnowError(e, 'WINNOW_ERR_INFERENCE') : e);
       };
 
-      const toEncoded = (frame: Frame, features: Float32Array, cls: Float32Array | undefined): EncodedFrame => {
-        let tokens = features;
-        let gridH = info.gridH;
-        let gridW = info.gridW;
-        let clsSimilarity = cls;
-        if (pooling) {
-          const p = poolTokenGrid(features, gridH, gridW, info.dim, pooling);
-          tokens = p.tokens;
-          if (cls) clsSimilarity = poolTokenGrid(cls, gridH, gridW, 1, pooling).tokens;
-          gridH = p.gridH;
-          gridW = p.gridW;
-        }
-        const out: EncodedFrame = { frame, tokens, numTokens: gridH * gridW, dim: info.dim, gridH, gridW };
-        if (clsSimilarity) out.clsSimilarity = clsSimilarity;
+      // Per subscription: one subscription is one stream, seen in order (drain emits in order).
+      const tracker = pooling && identity && options.tracker !== false ? (options.tracker ?? new ObjectTracker(identity)) : undefined;
+
+      const toEncoded = (frame: Frame, features: Float32Array, cls: Float32Array | undefined, classes: Int32Array | undefined): EncodedFrame => {
+        const out: EncodedFrame = { frame, tokens: features, numTokens: info.gridH * info.gridW, dim: info.dim, gridH: info.gridH, gridW: info.gridW };
+        if (cls) out.clsSimilarity = cls;
+        if (classes) out.patchClasses = classes;
         if (options.sourceId !== undefined) out.sourceId = options.sourceId;
         return out;
       };
@@ -143,7 +169,7 @@ export function encode(model: ModelFolder, options: EncodeOptions = {}): Operato
           const t1 = performance.now();
           const out = await model.runVision(buffer, slot.frames.length, signal);
           const t2 = performance.now();
-          slot.results = slot.frames.map((f, i) => toEncoded(f, out.features[i], out.clsSimilarity?.[i]));
+          slot.results = slot.frames.map((f, i) => toEncoded(f, out.features[i], out.clsSimilarity?.[i], out.patchClasses?.[i]));
           options.onBatch?.({ size: slot.frames.length, preprocessMs: t1 - t0, inferenceMs: t2 - t1, droppedFrames: dropped });
         } finally {
           freeBuffers.push(buffer);
@@ -153,7 +179,16 @@ export function encode(model: ModelFolder, options: EncodeOptions = {}): Operato
       const drain = (): void => {
         while (!finished && slots.length && slots[0].done) {
           const slot = slots.shift()!;
-          for (const r of slot.results ?? []) {
+          for (const raw of slot.results ?? []) {
+            let r = raw;
+            if (pooling) {
+              try {
+                r = finishVideoFrame(raw, tracker, pooling);
+              } catch (e) {
+                fail(e);
+                return;
+              }
+            }
             subscriber.next(r);
             options.onFrameDone?.(r.frame);
           }

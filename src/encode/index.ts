@@ -14,7 +14,7 @@ export type {
   ModelFiles,
 } from './model-folder.js';
 export { parseModelConfig, parsePreprocessorConfig, RESAMPLE_KERNEL } from './config.js';
-export type { ModelConfig, PreprocessPlan, PoolingSpec, PoolingMode, ResizeKernel, ResizeTarget } from './config.js';
+export type { ModelConfig, TemporalIdentitySpec, PreprocessPlan, PoolingSpec, PoolingMode, ResizeKernel, ResizeTarget } from './config.js';
 export {
   normalizationTable,
   rgbToNormalizedChw,
@@ -27,6 +27,7 @@ export {
 export type { RgbImage } from './preprocess.js';
 export { poolTokenGrid, pooledGridSize } from './pool.js';
 export type { PooledGrid } from './pool.js';
-export { encode } from './encode.js';
+export { encode, finishVideoFrame, videoPooling } from './encode.js';
+export { ObjectTracker } from './tracker.js';
 export type { EncodeOptions, EncodeBatchStats, EncodeOverflowPolicy } from './encode.js';
 export type { EncodedFrame } from './types.js';

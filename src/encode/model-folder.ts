@@ -74,6 +74,8 @@ export interface VisionEncoderInfo {
   gridH: number;
   gridW: number;
   hasClsSimilarity: boolean;
+  /** The encoder outputs patch_classes (needed by config.json winnow.temporal_identity). */
+  hasPatchClasses: boolean;
 }
 
 export interface VisionOutput {
@@ -81,6 +83,8 @@ export interface VisionOutput {
   features: Float32Array[];
   /** One [numTokens] array per image when the encoder outputs cls_similarity. */
   clsSimilarity: Float32Array[] | undefined;
+  /** One [numTokens] array of class ids per image when the encoder outputs patch_classes. */
+  patchClasses: Int32Array[] | undefined;
 }
 
 export interface ModelFiles {
@@ -201,6 +205,10 @@ export function validateContract(
   const cls = outputs.get('cls_similarity');
   if (cls && cls.shape.length && cls.shape.length !== 2) {
     throw contractError(component, file, `cls_similarity has shape [${cls.shape.join(',')}], expected [B,N]`, { shape: cls.shape });
+  }
+  const classes = outputs.get('patch_classes');
+  if (classes && ((classes.shape.length && classes.shape.length !== 2) || !['int64', 'int32', 'uint8', 'int8'].includes(classes.type))) {
+    throw contractError(component, file, `patch_classes is ${classes.type} [${classes.shape.join(',')}], expected an integer [B,N]`, { shape: classes.shape, type: classes.type });
   }
 }
 
@@ -534,7 +542,11 @@ export class ModelFolder {
       gridH: 0,
       gridW: 0,
       hasClsSimilarity: component.outputs.has('cls_similarity'),
+      hasPatchClasses: component.outputs.has('patch_classes'),
     };
+    if (this.config.winnow.temporalIdentity && !info.hasPatchClasses) {
+      throw contractError('vision_encoder', component.file, 'config.json declares winnow.temporal_identity but the encoder has no patch_classes output');
+    }
     this.#vision = { component, info };
     if (warmUp || info.numTokens === 0 || info.dim === 0) {
       // The warm-up doubles as the shape probe when the metadata leaves N or D symbolic.
@@ -605,7 +617,22 @@ export class ModelFolder {
         clsSimilarity = [];
         for (let b = 0; b < batch; b++) clsSimilarity.push(toF32Slice(cls.data, b * nTok, (b + 1) * nTok));
       }
-      return { features, clsSimilarity };
+      let patchClasses: Int32Array[] | undefined;
+      const classes = results.patch_classes;
+      if (classes) {
+        const nTok = feats.dims[1];
+        if (classes.dims.length !== 2 || classes.dims[0] !== batch || classes.dims[1] !== nTok) {
+          throw contractError('vision_encoder', v.component.file, `patch_classes came back as [${classes.dims.join(',')}], expected [${batch},${nTok}]`);
+        }
+        const data = classes.data as ArrayLike<number | bigint>;
+        patchClasses = [];
+        for (let b = 0; b < batch; b++) {
+          const row = new Int32Array(nTok);
+          for (let i = 0; i < nTok; i++) row[i] = Number(data[b * nTok + i]);
+          patchClasses.push(row);
+        }
+      }
+      return { features, clsSimilarity, patchClasses };
     } finally {
       for (const t of Object.values(results)) t.dispose();
     }

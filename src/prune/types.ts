@@ -12,6 +12,11 @@ export interface EncodedFrame {
   gridW: number;
   /** Per-token cosine similarity to the ViT's [CLS] token, when the encoder provides it. */
   clsSimilarity?: Float32Array;
+  /**
+   * Per-token class from the encoder (patch_classes), full grid only: a pooled video frame has
+   * already used them for its temporal identity and drops them.
+   */
+  patchClasses?: Int32Array;
   /** Identifies the stream a frame belongs to (temporal pruning keeps state per source). */
   sourceId?: string;
 }

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { WinnowError, throwIfAborted } from '../errors.js';
-import { ModelFolder, encode, type EncodedFrame, type ExecutionProviderOption } from '../encode/index.js';
+import { ModelFolder, ObjectTracker, encode, finishVideoFrame, videoPooling, type EncodedFrame, type ExecutionProviderOption } from '../encode/index.js';
 import type { Frame } from '../ingest/types.js';
 import { LanguageModel } from '../llm/index.js';
 import { Pruner, checkCodebookEncoder, createPrototypeIndex, loadCodebook, type Codebook, type EncoderCheckPolicy, type PrototypeIndex, type StrategyName } from '../prune/index.js';
@@ -270,12 +270,26 @@ export class WinnowEngine {
     });
   }
 
-  /** One vision-encoder run over frames of any sessions (video mode: pooled grids). */
+  /**
+   * One vision-encoder run over frames of any sessions, full grids: each session turns its own
+   * frames into video frames (finishVideo), in its own order, with its own tracker.
+   */
   private async encodeFrames(frames: Frame[]): Promise<EncodedFrame[]> {
     if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'the engine is closed');
     return lastValueFrom(
-      from(frames).pipe(encode(this.folder, { video: true, batchSize: frames.length, maxWaitMs: 0, maxInFlightBatches: 1, maxQueuedFrames: frames.length }), toArray()),
+      from(frames).pipe(encode(this.folder, { video: false, batchSize: frames.length, maxWaitMs: 0, maxInFlightBatches: 1, maxQueuedFrames: frames.length }), toArray()),
     );
+  }
+
+  /** A temporal-identity tracker for one session's video, when the model declares one. */
+  createTracker(): ObjectTracker | undefined {
+    const spec = this.folder.config.winnow.temporalIdentity;
+    return spec ? new ObjectTracker(spec) : undefined;
+  }
+
+  /** A session's full-grid frame as a video frame: its tracker's identity, then the model's video pooling. */
+  finishVideo(encoded: EncodedFrame, tracker: ObjectTracker | undefined): EncodedFrame {
+    return finishVideoFrame(encoded, tracker, videoPooling(this.folder));
   }
 
   /** Idempotent. */

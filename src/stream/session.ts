@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { Subject, type Subscription } from 'rxjs';
 import sharp from 'sharp';
 import { WinnowError, toWinnowError } from '../errors.js';
-import type { EncodedFrame } from '../encode/index.js';
+import type { EncodedFrame, ObjectTracker } from '../encode/index.js';
 import { openVideo } from '../ingest/index.js';
 import { redactUrl } from '../ingest/source.js';
 import type { FfmpegEnv, Frame, IngestEvent, ResizeMode } from '../ingest/types.js';
@@ -328,6 +328,8 @@ export class Session implements SchedulerClient {
   }
 
   private readonly ffmpegPath: string | undefined;
+  /** Temporal identity of the objects in this session's context (models that declare one). */
+  private tracker: ObjectTracker | undefined;
   private readonly env: FfmpegEnv | undefined;
 
   on<K extends keyof SessionEvents>(event: K, listener: (e: SessionEvents[K]) => void): () => void {
@@ -442,6 +444,8 @@ export class Session implements SchedulerClient {
   }
 
   private newContext(): VideoContext {
+    // The objects' numbering belongs to the context: a new context starts counting afresh.
+    this.tracker = this.engine.createTracker();
     const ctx = this.engine.lm.createContext({ maxContextTokens: this.cfg.maxContextTokens });
     ctx.on('evicted', (e) => {
       for (const w of this.window.splice(0, e.frames)) {
@@ -932,7 +936,7 @@ export class Session implements SchedulerClient {
     let inContext = false;
     try {
       if (this.closing) return;
-      const pruned = await this.pruner.prune({ ...encoded, sourceId: q.input.id });
+      const pruned = await this.pruner.prune({ ...this.engine.finishVideo(encoded, this.tracker), sourceId: q.input.id });
       const r = await this.ctx.appendFrame(pruned);
       // close() counted this frame as discarded while it was in the model.
       if (q.discarded) return;

@@ -26,7 +26,7 @@ test('a folder with the contract loads; vision facts come from metadata and the 
   try {
     assert.deepEqual(
       { ...m.vision },
-      { inputType: 'float32', imageHeight: 112, imageWidth: 112, numTokens: 196, dim: 32, gridH: 14, gridW: 14, hasClsSimilarity: true },
+      { inputType: 'float32', imageHeight: 112, imageWidth: 112, numTokens: 196, dim: 32, gridH: 14, gridW: 14, hasClsSimilarity: true, hasPatchClasses: false },
     );
     assert.equal(m.executionProvider, 'cpu');
     assert.equal(m.config.hiddenSize, 32);

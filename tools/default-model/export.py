@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import LmConfig, VitConfig
+from model import GAP_FRAMES, MAX_ORDINAL, MIN_PATCHES, NUM_CLASSES, LmConfig, VitConfig
 from tok import Tokenizer, tokenizer_config
 
 NEG = -1e9
@@ -23,7 +23,11 @@ class VisionExport(nn.Module):
 
     def forward(self, pixel_values):
         feats, layer = self.m.image_features(pixel_values)
-        return feats, self.m.cls_similarity(layer)
+        if self.m.identity is None:
+            return feats, self.m.cls_similarity(layer)
+        # The tower's own class of each patch: the runtime's tracker turns these into the temporal
+        # identity's ordinals (model.track_ordinals).
+        return feats, self.m.cls_similarity(layer), self.m.patch_classes(layer[:, 1:])
 
 
 class EmbedExport(nn.Module):
@@ -283,10 +287,11 @@ def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=No
     L = c.num_layers
     # ---- vision encoder
     px = reference_pixels(2)
+    vision_outputs = ["image_features", "cls_similarity"] + (["patch_classes"] if model.identity is not None else [])
     torch.onnx.export(
         VisionExport(model).eval(), (px,), os.path.join(onnx_dir, "vision_encoder.onnx"),
-        input_names=["pixel_values"], output_names=["image_features", "cls_similarity"],
-        dynamic_axes={"pixel_values": {0: "batch_size"}, "image_features": {0: "batch_size"}, "cls_similarity": {0: "batch_size"}},
+        input_names=["pixel_values"], output_names=vision_outputs,
+        dynamic_axes={"pixel_values": {0: "batch_size"}, **{k: {0: "batch_size"} for k in vision_outputs}},
         opset_version=OPSET, do_constant_folding=True,
     )
     export_lm(model.lm, tok, onnx_dir)
@@ -340,6 +345,17 @@ def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=No
             "grid": [VitConfig.image_size // VitConfig.patch_size, VitConfig.image_size // VitConfig.patch_size],
         },
     }
+    if model.identity is not None:
+        # float32 values written as the shortest decimal that reads back to the same float32.
+        table = model.identity.table.detach().float().numpy()
+        config["winnow"]["temporal_identity"] = {
+            "about": "video only: the tracker (src/encode/tracker.ts; tools/default-model/model.py track_ordinals) reads vision_encoder's patch_classes per sampled frame from the video's first frame; a class present on >= min_patches tokens after >= gap_frames frames without it is a new object, numbered within its group (class_groups[class], 0 = never tracked) from 1, capped at max_ordinal; every token of a tracked class carries that ordinal's embedding row (ordinal k -> row k-1), added to image_features before video pooling",
+            "min_patches": MIN_PATCHES,
+            "gap_frames": GAP_FRAMES,
+            "max_ordinal": MAX_ORDINAL,
+            "class_groups": [0] + [(k - 1) // 6 + 1 for k in range(1, NUM_CLASSES)],
+            "embeddings": [[float(v) for v in row] for row in table],
+        }
     pre = {
         "image_processor_type": "CLIPImageProcessor",
         "do_resize": True,
@@ -385,6 +401,9 @@ def export_all(model, tok, out_dir, metrics=None, train_args=None, train_info=No
         "position_ids": list(range(len(prompt))),
         "logits": [{"position": p, "values": [float(v) for v in logits[0, p]]} for p in (1, len(prompt) - 1)],
     }
+    if model.identity is not None:
+        with torch.no_grad():
+            ref["patch_classes"] = [int(c) for c in model.patch_classes(layer[:, 1:])[0]]
     w("reference_outputs.json", ref)
     fingerprint = sha256(os.path.join(onnx_dir, "vision_encoder.onnx"))
     verify = None

@@ -290,8 +290,68 @@ class Lm(nn.Module):
         return self.head(self.norm(x)), presents
 
 
+# Temporal identity (video only): the runtime's tracker gives every object token the ordinal of its
+# object among the objects of its shape seen so far in the video (1 = the first circle to appear, ...).
+MAX_ORDINAL = 9
+MIN_PATCHES = 2
+GAP_FRAMES = 2
+
+
+def track_ordinals(classes, min_patches=MIN_PATCHES, gap_frames=GAP_FRAMES, max_ordinal=MAX_ORDINAL):
+    """The per-token appearance ordinals of one video's sampled frames, from its first frame.
+
+    classes: int [T, N], the vision tower's per-patch class (argmax of its class head; 0 background,
+    1 + shape*6 + colour). A class counts as present in a frame when at least min_patches tokens carry
+    it (a lone token is usually a misread edge). A present class that was absent for the previous
+    gap_frames frames (or never seen) is a new object: its shape's count goes up by one and that count,
+    capped at max_ordinal, is its ordinal for as long as it stays (gaps shorter than gap_frames are
+    one object that the tower missed for a frame). Two objects present at once never share shape and
+    colour (SYNTHETIC_WORLD.md), so a class names one object at a time.
+    Returns int64 [T, N]: each token's ordinal, 0 for background and for classes below min_patches.
+    src/encode/tracker.ts implements the same rule for the runtime."""
+    import numpy as np
+
+    classes = np.asarray(classes, dtype=np.int64)
+    T, N = classes.shape
+    out = np.zeros((T, N), np.int64)
+    shape_count = np.zeros(4, np.int64)
+    absent = np.full(NUM_CLASSES, gap_frames, np.int64)
+    ordinal = np.zeros(NUM_CLASSES, np.int64)
+    for t in range(T):
+        cnt = np.bincount(classes[t], minlength=NUM_CLASSES)
+        for c in range(1, NUM_CLASSES):
+            if cnt[c] >= min_patches:
+                if absent[c] >= gap_frames:
+                    s = (c - 1) // 6 + 1
+                    shape_count[s] += 1
+                    ordinal[c] = min(shape_count[s], max_ordinal)
+                absent[c] = 0
+            else:
+                absent[c] += 1
+        present = cnt >= min_patches
+        present[0] = False
+        out[t] = np.where(present[classes[t]], ordinal[classes[t]], 0)
+    return out
+
+
+class TemporalIdentity(nn.Module):
+    """A learned vector per appearance ordinal, added to an object token's projected features in
+    video frames (before pooling). Per-frame features cannot say whether the red circle now is the
+    one seen ten seconds ago or a second one; the ordinal can. Zero at the start, so a phase 2 that
+    adds it begins from the phase-1 model's function."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(MAX_ORDINAL, d))
+
+    def forward(self, ordinals):
+        """ordinals: int64 [..., N] in 0..MAX_ORDINAL -> [..., N, d] (zeros where 0)."""
+        padded = torch.cat([torch.zeros_like(self.table[:1]), self.table], 0)
+        return padded[ordinals]
+
+
 class WinnowTiny(nn.Module):
-    def __init__(self, vocab_size):
+    def __init__(self, vocab_size, temporal_identity=False):
         super().__init__()
         LmConfig.vocab_size = vocab_size
         self.vit = Vit()
@@ -299,6 +359,12 @@ class WinnowTiny(nn.Module):
         self.projector = Projector(VitConfig.hidden_size, LmConfig.hidden_size, VitConfig.image_size // VitConfig.patch_size)
         self.proj_heads = ProjectorHeads(LmConfig.hidden_size)
         self.lm = Lm(LmConfig)
+        # Built last and from zeros: the seeded init of everything above stays as it was.
+        self.identity = TemporalIdentity(LmConfig.hidden_size) if temporal_identity else None
+
+    def patch_classes(self, patches):
+        """[B, N] int64: the tower's class of each feature-layer patch token (the stage-A class head)."""
+        return self.heads.cls_head(self.heads.ln(patches)).argmax(-1)
 
     def image_features(self, pixel_values):
         feat, _ = self.vit(pixel_values)

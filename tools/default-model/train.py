@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import Shards, to_pixels  # noqa: E402
-from model import NUM_CLASSES, LmConfig, VitConfig, WinnowTiny, pool2x2  # noqa: E402
+from model import NUM_CLASSES, LmConfig, VitConfig, WinnowTiny, pool2x2, track_ordinals  # noqa: E402
 from tok import NUMBERS, Tokenizer  # noqa: E402
 
 FAMILIES = ["F1", "F2", "F3", "F4", "C1", "V1", "V2", "V3"]
@@ -444,6 +444,24 @@ def features(model, rgb, pool, grad_vit=False, aux=None, cached=None):
     return pool2x2(proj, model.vit.grid) if pool else proj
 
 
+def clip_features(model, rgb, cached=None):
+    """Pooled projected tokens of a video's frames from its first frame (clips always start there, as
+    the runtime's tracker does). With a temporal identity, each object token gets its ordinal's vector
+    (model.track_ordinals over the tower's own class predictions, never the labels) before pooling,
+    exactly as the runtime adds it. The tower is frozen here (clips never fine-tune it)."""
+    with torch.no_grad():
+        if cached is not None:
+            patches = cached.float()
+        else:
+            feat, _ = model.vit(to_pixels(rgb))
+            patches = feat[:, 1:]
+        ordinals = torch.from_numpy(track_ordinals(model.patch_classes(patches).numpy())) if model.identity is not None else None
+    proj = model.projector(patches)
+    if ordinals is not None:
+        proj = proj + model.identity(ordinals)
+    return pool2x2(proj, model.vit.grid)
+
+
 def entropy_row_weights(seqs, block, family_scale):
     """[B,S] weights of the question/answer rows in the entropy mean: 1, or family_scale[family] for
     the rows of that family's question blocks."""
@@ -524,10 +542,7 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None, answer_
         # Written so that last_frac 0.5 draws the very same random numbers as the recipe always did.
         end = rng.randrange(n) if rng.random() < 1.0 - last_frac else n - 1
         lo, hi = v["globalOffset"], v["globalOffset"] + end + 1
-        if cache is not None:
-            feats = features(model, None, pool=True, cached=cache.video[lo:hi])
-        else:
-            feats = features(model, data.video_rgb[lo:hi], pool=True)
+        feats = clip_features(model, None if cache is not None else data.video_rgb[lo:hi], cached=cache.video[lo:hi] if cache is not None else None)
         seqs.append(clip_seq(tok, list(feats), pick_clip_qas(v["frames"][end]["qa"], rng), answer_weight))
     return seqs
 
@@ -550,7 +565,7 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
     model.train()
     for p in model.vit.parameters():
         p.requires_grad_(finetune)
-    params = list(model.projector.parameters()) + list(model.lm.parameters()) + (list(model.proj_heads.parameters()) if proj_aux_weight > 0 else [])
+    params = list(model.projector.parameters()) + list(model.lm.parameters()) + (list(model.proj_heads.parameters()) if proj_aux_weight > 0 else []) + (list(model.identity.parameters()) if model.identity is not None else [])
     groups = [{"params": params, "scale": 1.0}]
     if finetune:
         groups.append({"params": list(model.vit.parameters()) + list(model.heads.parameters()), "scale": vit_lr_scale})
@@ -705,7 +720,7 @@ def evaluate(model, tok, data, max_stills, max_videos, seed=0):
     for vi in range(min(max_videos, len(data.videos))):
         v = data.videos[vi]
         fr = data.video_rgb[v["globalOffset"] : v["globalOffset"] + v["numFrames"]]
-        feats = features(model, fr, pool=True)
+        feats = clip_features(model, fr)
         last = v["frames"][-1]
         vres += score(model, [clip_seq(tok, list(feats), last["qa"])])
     model.train()
@@ -774,6 +789,7 @@ def main():
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
     ap.add_argument("--resume-a1", help="checkpoint after stage A phase 1 (WORK/stage_a1.pt) to run phase A2 and stage B from")
     ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
+    ap.add_argument("--temporal-identity", action="store_true", help="video frames carry each object token's appearance ordinal (model.TemporalIdentity, learned in stage B from zeros; with --resume-b1 a phase 2 adds it to a phase-1 model); a --from-checkpoint that holds one always uses it")
     args = ap.parse_args()
 
     grow = sorted(int(x) for x in args.lm_grow.split(",")) if args.lm_grow else []
@@ -792,7 +808,8 @@ def main():
     py_rng = random.Random(args.seed)
     os.makedirs(args.work, exist_ok=True)
     tok = Tokenizer()
-    model = WinnowTiny(len(tok.vocab))
+    with_identity = args.temporal_identity or bool(args.from_checkpoint and "identity.table" in torch.load(args.from_checkpoint))
+    model = WinnowTiny(len(tok.vocab), temporal_identity=with_identity)
     log("params: vit", sum(p.numel() for p in model.vit.parameters()), "projector", sum(p.numel() for p in model.projector.parameters()), "lm", sum(p.numel() for p in model.lm.parameters()))
     t_start = time.time()
     train_info = {}
@@ -811,7 +828,7 @@ def main():
             log("resuming stage B phase 1 from", args.resume_b1_state, "at step", resume_b1["step"])
         elif args.resume_b1:
             # Phase-1 checkpoints may predate ProjectorHeads; those start from their seeded init.
-            load_checkpoint(model, grow_lm(torch.load(args.resume_b1), grow, model) if grow else args.resume_b1, ("proj_heads.",))
+            load_checkpoint(model, grow_lm(torch.load(args.resume_b1), grow, model) if grow else args.resume_b1, ("proj_heads.", "identity."))
             log("resumed stage B phase 1 from", args.resume_b1, f"(LM grown to {LmConfig.num_layers} layers: new, zero-output layers at {grow})" if grow else "")
         elif args.resume_a:
             # Stage A trains neither ProjectorHeads nor the projector; checkpoints saved before those

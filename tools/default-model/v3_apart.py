@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from train import LmConfig, Shards, Tokenizer, WinnowTiny, apart_counts, clip_seq, features, lm_depth, load_checkpoint, score, torch  # noqa: E402
+from train import LmConfig, Shards, Tokenizer, WinnowTiny, apart_counts, clip_features, clip_seq, lm_depth, load_checkpoint, score, torch  # noqa: E402
 
 
 def main():
@@ -21,7 +21,7 @@ def main():
     tok = Tokenizer()
     sd = torch.load(args.checkpoint)
     LmConfig.num_layers = lm_depth(sd)
-    model = WinnowTiny(len(tok.vocab))
+    model = WinnowTiny(len(tok.vocab), temporal_identity="identity.table" in sd)
     load_checkpoint(model, sd, ("proj_heads.",))
     model.eval()
     data = Shards(args.eval_shards)
@@ -33,7 +33,7 @@ def main():
             qas = [q for q in v["frames"][-1]["qa"] if q["id"] == "V3"]
             if not qas:
                 continue
-            feats = features(model, frames, pool=True)
+            feats = clip_features(model, frames)
             for q, (_, ok) in zip(qas, score(model, [clip_seq(tok, list(feats), qas)])):
                 for key in ("all", "apart" if q.get("apart") else "together", "answer " + q["answer"]):
                     r = res.setdefault(key, [0, 0])
