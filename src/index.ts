@@ -52,7 +52,7 @@ export type {
   EncoderCheckPolicy,
   CodebookEncoderCheck,
 } from './prune/index.js';
-export { ModelFolder, loadModel, encode, poolTokenGrid, rgbToNormalizedChw, normalizationTable, pixelValues } from './encode/index.js';
+export { ModelFolder, loadModel, encode, finishVideoFrame, ObjectTracker, poolTokenGrid, rgbToNormalizedChw, normalizationTable, pixelValues } from './encode/index.js';
 export type {
   LoadModelOptions,
   ModelDtype,
@@ -61,6 +61,7 @@ export type {
   ComponentSession,
   VisionEncoderInfo,
   ModelConfig,
+  TemporalIdentitySpec,
   PreprocessPlan,
   PoolingSpec,
   EncodeOptions,

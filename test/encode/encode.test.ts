@@ -51,6 +51,7 @@ test('the vision encoder reproduces the reference outputs exported with the mode
   const ref = JSON.parse(readFileSync(join(defaultModelDir, 'reference_outputs.json'), 'utf8')) as {
     image_features: Array<{ token: number; dim: number; value: number }>;
     cls_similarity: Array<{ token: number; value: number }>;
+    patch_classes?: number[];
   };
   // v[b,c,y,x] = 0.9·sin(0.07x + 0.13y + 1.7c + 0.5b), batch 1 (reference_outputs.json "pixel_pattern")
   const px = new Float32Array(3 * 112 * 112);
@@ -60,6 +61,9 @@ test('the vision encoder reproduces the reference outputs exported with the mode
   for (const r of ref.image_features) assert.ok(Math.abs(out.features[0][r.token * dim + r.dim] - r.value) < 1e-4, `feature ${r.token},${r.dim}`);
   assert.ok(out.clsSimilarity, 'cls_similarity output');
   for (const r of ref.cls_similarity) assert.ok(Math.abs(out.clsSimilarity[0][r.token] - r.value) < 1e-4, `cls ${r.token}`);
+  // A model with a temporal identity must ship its classes' reference, and every class must agree.
+  assert.equal(ref.patch_classes !== undefined, model.config.winnow.temporalIdentity !== undefined);
+  if (ref.patch_classes) assert.deepEqual([...out.patchClasses![0]], ref.patch_classes);
 });
 
 test('frames from ffmpeg come out in input order, batched, with the token grid of the contract', async () => {

@@ -487,7 +487,23 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         f"{LmConfig.num_kv_heads} KV heads, head dim {LmConfig.head_dim}, SwiGLU {LmConfig.mlp_size}, RoPE θ={LmConfig.rope_theta:g} "
         f"({n(model.lm)} parameters). Word-level tokenizer, {config['text_config']['vocab_size']} tokens.",
         "- `vision_encoder.onnx` outputs `image_features` [B,196,128] and `cls_similarity` [B,196] "
-        "(cosine between the layer -2 [CLS] and each patch token).",
+        "(cosine between the layer -2 [CLS] and each patch token)"
+        + (", and `patch_classes` [B,196] (int64: the stage-A class head's argmax per patch, 0 background, 1 + shape·6 + colour)." if model.identity is not None else "."),
+    ]
+    if model.identity is not None:
+        lines += [
+            f"- Temporal identity (video frames only; config.json `winnow.temporal_identity`): a tracker in the runtime",
+            f"  (src/encode/tracker.ts, the same rule as `track_ordinals` in tools/default-model/model.py) reads each",
+            f"  sampled frame's `patch_classes` from the video's first frame. A class on at least {MIN_PATCHES} tokens that was",
+            f"  absent for the previous {GAP_FRAMES} frames (or never seen) is a new object and gets the next ordinal among",
+            f"  the objects of its shape (1 = the first circle to appear, capped at {MAX_ORDINAL}); it keeps that ordinal while",
+            f"  present. Every token of it gets the ordinal's learned vector ({n(model.identity)} parameters, trained in phase 2",
+            "  from zeros) added to its projected features before video pooling. Per-frame features cannot tell the",
+            "  red circle now from one that left ten seconds ago; the ordinal can, so \"how many appeared\" and",
+            "  \"which came first\" become a look-up. The ordinals come from the tower's own predictions, never",
+            "  from labels; pruning can still drop the tokens that carry them.",
+        ]
+    lines += [
         f"- Vision encoder fingerprint (sha256 of onnx/vision_encoder.onnx): `{fingerprint}`",
         "",
         "## Positions and prompt layout",
@@ -526,7 +542,7 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "  pruning results are training-free.",
     ]
     if train_args:
-        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_a2", "lr_a2", "glob_weight", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "clip_last_b2", "rarity_b2", "entropy_family_scale", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
+        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_a2", "lr_a2", "glob_weight", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "clip_last_b2", "rarity_b2", "entropy_family_scale", "family_weight_b2", "apart_weight_b2", "temporal_identity", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
         lines.append("- Parameters: " + ", ".join(f"{k}={train_args.get(k)}" for k in keys))
         resumed = [f"{k}={train_args[k]}" for k in ("resume_a1", "resume_a", "resume_b1") if train_args.get(k)]
         if resumed:
