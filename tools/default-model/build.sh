@@ -3,6 +3,12 @@
 # of rendering the training shards on first use):
 #   apt-get update && apt-get install -y python3-torch python3-onnx libopenblas0-pthread libjemalloc2
 #   bash tools/default-model/build.sh
+# Without options it runs the base recipe (no side fact, no temporal identity). The shipped export
+# adds options (tools/default-model/checkpoints/README.md, "side025_identity"):
+#   bash tools/default-model/build.sh --side-weight 0.25 --temporal-identity --identity-init 4 \
+#     --identity-lr-scale 10 --family-weight-b2 F4=3,V3=3 --apart-weight-b2 4 \
+#     --entropy-family-scale V1=0,V2=0,V3=0 --steps-b2 1000 --clip-frac-b2 0.5 --clip-last-b2 0.9
+# (from scratch; add --resume-b1 tools/default-model/checkpoints/side025_stage_b1.pt for phase 2 only).
 # Training data and evaluation data are rendered by `winnow synth --shards` (seeds 1000 and 2000).
 # Stage A (vision tower, dense labels, 1000 steps) ~9 min, then phase A2 (1200 steps, the same labels
 # plus the scene facts on every object token: objects of its shape, objects in all, place from the

@@ -542,11 +542,13 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "  pruning results are training-free.",
     ]
     if train_args:
-        keys = ["seed", "steps_a", "batch_a", "lr_a", "steps_a2", "lr_a2", "glob_weight", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "clip_last_b2", "rarity_b2", "entropy_family_scale", "family_weight_b2", "apart_weight_b2", "temporal_identity", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
+        keys = ["seed", "side_weight", "steps_a", "batch_a", "lr_a", "steps_a2", "lr_a2", "glob_weight", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "clip_last_b2", "rarity_b2", "entropy_family_scale", "family_weight_b2", "apart_weight_b2", "temporal_identity", "identity_init", "identity_lr_scale", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
         lines.append("- Parameters: " + ", ".join(f"{k}={train_args.get(k)}" for k in keys))
         resumed = [f"{k}={train_args[k]}" for k in ("resume_a1", "resume_a", "resume_b1") if train_args.get(k)]
         if resumed:
             lines.append("- Resumed from a saved checkpoint (the stages before it were not rerun): " + ", ".join(resumed))
+        if train_args.get("from_checkpoint"):
+            lines.append(f"- Exported from the trained state dict `{train_args['from_checkpoint']}` (`--from-checkpoint`: evaluated and exported here; the parameters above are the run that trained it).")
     if train_info:
         lines.append(f"- Time: stage A {train_info.get('stage_a_s')} s, stage B {train_info.get('stage_b_s')} s.")
     lines += ["", "## Evaluation (held-out seed, frames decoded from H.264)"]

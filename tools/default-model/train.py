@@ -547,7 +547,7 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None, answer_
     return seqs
 
 
-def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5, entropy_scale=None, resume=None, average_from=None):
+def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5, entropy_scale=None, resume=None, average_from=None, identity_lr_scale=1.0):
     """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
     backpropagating through 30 frames costs too much here). cache_features (frozen tower only) runs the
     tower once over all training frames instead of in every step.
@@ -565,8 +565,11 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
     model.train()
     for p in model.vit.parameters():
         p.requires_grad_(finetune)
-    params = list(model.projector.parameters()) + list(model.lm.parameters()) + (list(model.proj_heads.parameters()) if proj_aux_weight > 0 else []) + (list(model.identity.parameters()) if model.identity is not None else [])
+    params = list(model.projector.parameters()) + list(model.lm.parameters()) + (list(model.proj_heads.parameters()) if proj_aux_weight > 0 else [])
     groups = [{"params": params, "scale": 1.0}]
+    if model.identity is not None:
+        groups.append({"params": list(model.identity.parameters()), "scale": identity_lr_scale})
+        params = params + groups[-1]["params"]
     if finetune:
         groups.append({"params": list(model.vit.parameters()) + list(model.heads.parameters()), "scale": vit_lr_scale})
         params = params + groups[1]["params"]
@@ -789,6 +792,8 @@ def main():
     ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
     ap.add_argument("--resume-a1", help="checkpoint after stage A phase 1 (WORK/stage_a1.pt) to run phase A2 and stage B from")
     ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
+    ap.add_argument("--identity-init", type=float, default=0.0, help="with --temporal-identity: start each ordinal's vector as a random direction of this norm (seeded; 0 = zeros, the phase-1 function). Object tokens' projected norm is ~18: zero-initialised vectors reached norm 0.2 after 500 steps and the LM ignored them")
+    ap.add_argument("--identity-lr-scale", type=float, default=1.0, help="with --temporal-identity: learning-rate multiplier of the ordinal vectors")
     ap.add_argument("--temporal-identity", action="store_true", help="video frames carry each object token's appearance ordinal (model.TemporalIdentity, learned in stage B from zeros; with --resume-b1 a phase 2 adds it to a phase-1 model); a --from-checkpoint that holds one always uses it")
     args = ap.parse_args()
 
@@ -824,7 +829,7 @@ def main():
             resume_b1 = torch.load(args.resume_b1_state)
             if resume_b1.get("steps") != args.steps_b:
                 raise SystemExit(f"--resume-b1-state: saved for a {resume_b1.get('steps')}-step schedule, --steps-b is {args.steps_b}")
-            load_checkpoint(model, resume_b1["model"], ("proj_heads.",))
+            load_checkpoint(model, resume_b1["model"], ("proj_heads.", "identity."))
             log("resuming stage B phase 1 from", args.resume_b1_state, "at step", resume_b1["step"])
         elif args.resume_b1:
             # Phase-1 checkpoints may predate ProjectorHeads; those start from their seeded init.
@@ -868,10 +873,21 @@ def main():
             n = data.add_videos(extra)
             log(f"stage B: {n} more videos from {extra} ({len(data.videos)} in all, {len(data.video_rgb)} frames)")
         common = dict(ckpt_dir=args.work, vit_lr_scale=args.vit_lr_scale, cache_features=args.cache_features, ckpt_every=args.ckpt_every_b)
+        identity = model.identity
         if not args.resume_b1:
             # Phase 1: the LM learns to read the frames (the first steps_b1 steps of a steps_b schedule).
+            # The temporal identity comes in phase 2 only, as in the shipped recipe (phase 2 resumed
+            # from side025_stage_b1.pt, a phase 1 without it).
+            model.identity = None
             stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, stop_at=args.steps_b1, ckpt_name="stage_b1_last.pt", resume=resume_b1, **common)
+            model.identity = identity
             torch.save(model.state_dict(), os.path.join(args.work, "stage_b1.pt"))
+        if identity is not None and args.identity_init > 0 and args.steps_b2 > 0:
+            gen = torch.Generator().manual_seed(args.seed + 11)
+            with torch.no_grad():
+                t = torch.randn(identity.table.shape, generator=gen)
+                identity.table.copy_(t / t.norm(dim=1, keepdim=True) * args.identity_init)
+            log(f"temporal identity: random directions of norm {args.identity_init}")
         # Phase 2: the same data and loss plus a penalty on how widely the question and answer tokens
         # spread their attention. After phase 1 they spread it over dozens of background tokens that
         # carry nothing (MODEL_CARD, "What limits it"), so answers depended on those tokens being
@@ -886,7 +902,7 @@ def main():
             if args.apart_weight_b2 != 1.0:
                 apart_counts(data)
                 aw = apart_weight(args.apart_weight_b2, aw)
-            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=args.entropy_family_scale, average_from=round(args.steps_b2 * (1 - args.average_b2)) if args.average_b2 > 0 else None, **common)
+            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=args.entropy_family_scale, average_from=round(args.steps_b2 * (1 - args.average_b2)) if args.average_b2 > 0 else None, identity_lr_scale=args.identity_lr_scale, **common)
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data
