@@ -607,31 +607,18 @@ export class ModelFolder {
       }
       const features: Float32Array[] = [];
       for (let b = 0; b < batch; b++) features.push(toF32Slice(feats.data, b * per, (b + 1) * per));
-      let clsSimilarity: Float32Array[] | undefined;
-      const cls = results.cls_similarity;
-      if (cls) {
-        const nTok = feats.dims[1];
-        if (cls.dims.length !== 2 || cls.dims[0] !== batch || cls.dims[1] !== nTok) {
-          throw contractError('vision_encoder', v.component.file, `cls_similarity came back as [${cls.dims.join(',')}], expected [${batch},${nTok}]`);
+      // Per-token outputs ([B,N]), split per image.
+      const nTok = feats.dims[1];
+      const perToken = <T>(name: string, slice: (data: ort.Tensor['data'], from: number, to: number) => T): T[] | undefined => {
+        const t = results![name];
+        if (!t) return undefined;
+        if (t.dims.length !== 2 || t.dims[0] !== batch || t.dims[1] !== nTok) {
+          throw contractError('vision_encoder', v.component.file, `${name} came back as [${t.dims.join(',')}], expected [${batch},${nTok}]`);
         }
-        clsSimilarity = [];
-        for (let b = 0; b < batch; b++) clsSimilarity.push(toF32Slice(cls.data, b * nTok, (b + 1) * nTok));
-      }
-      let patchClasses: Int32Array[] | undefined;
-      const classes = results.patch_classes;
-      if (classes) {
-        const nTok = feats.dims[1];
-        if (classes.dims.length !== 2 || classes.dims[0] !== batch || classes.dims[1] !== nTok) {
-          throw contractError('vision_encoder', v.component.file, `patch_classes came back as [${classes.dims.join(',')}], expected [${batch},${nTok}]`);
-        }
-        const data = classes.data as ArrayLike<number | bigint>;
-        patchClasses = [];
-        for (let b = 0; b < batch; b++) {
-          const row = new Int32Array(nTok);
-          for (let i = 0; i < nTok; i++) row[i] = Number(data[b * nTok + i]);
-          patchClasses.push(row);
-        }
-      }
+        return Array.from({ length: batch }, (_, b) => slice(t.data, b * nTok, (b + 1) * nTok));
+      };
+      const clsSimilarity = perToken('cls_similarity', toF32Slice);
+      const patchClasses = perToken('patch_classes', toI32Slice);
       return { features, clsSimilarity, patchClasses };
     } finally {
       for (const t of Object.values(results)) t.dispose();
@@ -659,6 +646,14 @@ export class ModelFolder {
     this.#vision = undefined;
     await Promise.allSettled(opened.map((r) => (r.status === 'fulfilled' ? r.value.session.release() : undefined)));
   }
+}
+
+/** Class ids of data[from..to): int64 outputs arrive as a BigInt64Array; the ids are small. */
+function toI32Slice(data: ort.Tensor['data'], from: number, to: number): Int32Array {
+  const src = data as ArrayLike<number | bigint>;
+  const out = new Int32Array(to - from);
+  for (let i = from; i < to; i++) out[i - from] = Number(src[i]);
+  return out;
 }
 
 /** Same as `ModelFolder.load`. */
