@@ -35,7 +35,8 @@ export type WinnowErrorCode =
   | 'WINNOW_ERR_IDLE_TIMEOUT'
   | 'WINNOW_ERR_SHUTTING_DOWN'
   | 'WINNOW_ERR_WEBHOOK'
-  | 'WINNOW_ERR_QUEUE_OVERFLOW'
+  | 'WINNOW_ERR_RATE_LIMITED'
+  | 'WINNOW_ERR_SLOW_CONSUMER'
   | 'WINNOW_ERR_INTERNAL';
 
 export interface WinnowErrorOptions {

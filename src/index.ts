@@ -2,7 +2,7 @@
 export { WinnowError, isWinnowError } from './errors.js';
 export type { WinnowErrorCode, WinnowErrorOptions } from './errors.js';
 export type { Frame } from './ingest/types.js';
-export { openVideo, probe, resolveFfmpeg, resolveFfmpegPath, resolveFfprobePath, binaryVersion, buildScaleFilter, buildSelectFilter, DEFAULT_PAD_COLOR } from './ingest/index.js';
+export { openVideo, probe, resolveFfmpeg, resolveFfmpegPath, resolveFfprobePath, binaryVersion, buildScaleFilter, buildSelectFilter, DEFAULT_PAD_COLOR, SourcePolicy } from './ingest/index.js';
 export type {
   FrameSize,
   DeviceSource,
@@ -19,6 +19,8 @@ export type {
   BinarySource,
   ResolvedBinary,
   ResolvedFfmpeg,
+  ConfinedSource,
+  SourcePolicyOptions,
 } from './ingest/index.js';
 export {
   Pruner,

@@ -33,6 +33,8 @@ export class FfmpegLog {
   private carry = '';
   private lastLevel: LogLevel = 'info';
   framesSeen = 0;
+  /** A decoder refused a picture over `-max_pixels`. Sticky: later lines may push it out of the tail. */
+  pixelLimitExceeded = false;
 
   constructor(private readonly handlers: FfmpegLogHandlers) {}
 
@@ -74,6 +76,8 @@ export class FfmpegLog {
     const m = LEVEL_RE.exec(line);
     if (m) this.lastLevel = m[1] as LogLevel;
     if (line.includes('-vsync is deprecated')) return;
+    // libavutil's av_image_check_size2 wording, the same in 4.x and 5.x.
+    if (line.includes('exceeds specified max pixel count')) this.pixelLimitExceeded = true;
     // ffmpeg echoes input URLs; credentials in them must not reach error messages.
     const safe = line.replace(/:\/\/[^/\s@']+@/g, '://***@');
     this.tail.push(safe);
@@ -133,17 +137,36 @@ export function classifyFailure(opts: {
   signal: NodeJS.Signals | null;
   lines: string[];
   source: string;
+  /** The `-max_pixels` in effect, when the log showed a picture over it. */
+  pixelLimitExceeded?: { max: number };
+  /** The network read timeout, when this attempt lasted at least that long without a frame. */
+  networkTimedOutAfterMs?: number;
 }): WinnowError {
   const { kind, live, framesEmitted, code, signal, lines, source } = opts;
   const details = { source, exitCode: code, signal, stderr: lines };
   const text = lines.join('\n').toLowerCase();
   const has = (needles: string[]): boolean => needles.some((n) => text.includes(n));
-  const make = (c: WinnowErrorCode, message: string, retryable: boolean): WinnowError =>
-    new WinnowError(c, `${message}${lines.length ? `: ${lastMeaningful(lines)}` : ''}`, { retryable, details });
+  const make = (c: WinnowErrorCode, message: string, retryable: boolean, extra: Record<string, unknown> = {}): WinnowError =>
+    new WinnowError(c, `${message}${lines.length ? `: ${lastMeaningful(lines)}` : ''}`, { retryable, details: { ...details, ...extra } });
+  if (opts.pixelLimitExceeded) {
+    const { max } = opts.pixelLimitExceeded;
+    return make('WINNOW_ERR_LIMIT_EXCEEDED', `${source} has pictures larger than maxInputPixels (${max} pixels)`, false, { limit: 'maxInputPixels', max });
+  }
+  // Whitelists set by ingest (SourcePolicy, per-scheme protocols): something the source led to is not allowed.
+  if (text.includes('format not on whitelist')) {
+    return make('WINNOW_ERR_FORBIDDEN_SOURCE', `${source} uses a container or playlist format that is not accepted`, false, { reason: 'unsupported-format' });
+  }
+  if (/protocol '[^']*' not on whitelist/.test(text)) {
+    return make('WINNOW_ERR_FORBIDDEN_SOURCE', `${source} leads to a protocol that is not allowed for it`, false, { reason: 'protocol' });
+  }
   if (kind === 'file' && text.includes('no such file or directory')) return make('WINNOW_ERR_IO', `cannot open ${source}`, false);
   if (kind === 'file' && text.includes('permission denied')) return make('WINNOW_ERR_IO', `cannot read ${source}`, false);
   if (framesEmitted > 0 && !live) return make('WINNOW_ERR_CORRUPT_INPUT', `input ended with an error after ${framesEmitted} frame(s)`, false);
   if ((kind === 'url' || kind === 'device' || live) && has(UNREACHABLE)) return make('WINNOW_ERR_SOURCE_UNREACHABLE', `cannot read ${source}`, true);
+  // A peer that accepts and never answers: rtsp reports the timed-out read only as "Invalid data found".
+  if (kind === 'url' && framesEmitted === 0 && opts.networkTimedOutAfterMs !== undefined) {
+    return make('WINNOW_ERR_SOURCE_UNREACHABLE', `no answer from ${source} within ${opts.networkTimedOutAfterMs} ms`, true, { networkTimeoutMs: opts.networkTimedOutAfterMs });
+  }
   if (kind === 'device' && (text.includes('no such file or directory') || text.includes('permission denied'))) {
     return make('WINNOW_ERR_SOURCE_UNREACHABLE', `cannot open device ${source}`, false);
   }

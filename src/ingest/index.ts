@@ -26,3 +26,10 @@ export type {
   ProbeResult,
   ProbeOptions,
 } from './types.js';
+export { SourcePolicy, SELF_CONTAINED_DEMUXERS, normalizeClientUrl, isConfinedSource } from './confine.js';
+export { isUrlString } from './source.js';
+export type { ConfinedSource, ConfineTarget, SourcePolicyOptions } from './confine.js';
+export { NETWORK_SCHEMES, DEFAULT_NETWORK_TIMEOUT_MS, networkInputOptions, protocolWhitelist } from './network.js';
+export type { NetworkScheme, NetworkOptionSettings } from './network.js';
+export type { RtspTimeoutOption } from './capabilities.js';
+export { rtspTimeoutOption } from './capabilities.js';

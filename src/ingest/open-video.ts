@@ -1,12 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { WinnowError, abortError, toWinnowError } from '../errors.js';
+import { rtspTimeoutOption } from './capabilities.js';
+import { SELF_CONTAINED_DEMUXERS, isConfinedSource } from './confine.js';
 import { buildScaleFilter, buildSelectFilter, DEFAULT_PAD_COLOR, resolveFfmpegPath } from './ffmpeg.js';
 import { classifyFailure, FfmpegLog, type FrameMeta } from './ffmpeg-log.js';
-import { terminate } from './process.js';
-import { normalizeSource, type NormalizedSource } from './source.js';
+import { checkNetworkTimeoutMs, LIVE_SCHEMES } from './network.js';
+import { isLifelineExecFailure, spawnWithLifeline, terminate } from './process.js';
+import { isUrlString, networkSchemeOf, normalizeConfined, normalizeSource, type NormalizedSource } from './source.js';
 import type { Frame, IngestEvent, OpenVideoOptions, OverflowPolicy, VideoSource } from './types.js';
 
 /** stdout bytes allowed to wait for their frame's showinfo line (normally they wait for at most one pipe buffer). */
@@ -22,7 +25,11 @@ const DEFAULTS = {
   liveStallTimeoutMs: 15_000,
   fileStallTimeoutMs: 60_000,
   killGraceMs: 2_000,
+  /** Library default; a server facing untrusted clients passes its own, smaller one. */
+  maxInputPixels: 8192 * 8192,
 } as const;
+/** ffmpeg's max_pixels option is an int. */
+const MAX_PIXELS_LIMIT = 2 ** 31 - 1;
 
 /**
  * Decodes `source` with ffmpeg into a cold Observable of RGB24 frames. Each subscription starts its own ffmpeg;
@@ -36,7 +43,11 @@ const DEFAULTS = {
  *
  * Errors are `WinnowError`s: `WINNOW_ERR_FFMPEG_NOT_FOUND`, `WINNOW_ERR_IO` (missing file), `WINNOW_ERR_NOT_A_VIDEO`,
  * `WINNOW_ERR_CORRUPT_INPUT` (after the frames that decoded), `WINNOW_ERR_SOURCE_UNREACHABLE`,
- * `WINNOW_ERR_SOURCE_STALLED`, `WINNOW_ERR_FFMPEG_EXIT`, `WINNOW_ERR_ABORTED`; `details.stderr` holds ffmpeg's last lines.
+ * `WINNOW_ERR_SOURCE_STALLED`, `WINNOW_ERR_FFMPEG_EXIT`, `WINNOW_ERR_ABORTED`, `WINNOW_ERR_LIMIT_EXCEEDED`
+ * (`maxInputPixels`), `WINNOW_ERR_FORBIDDEN_SOURCE` (`policy`, whitelists); `details.stderr` holds ffmpeg's last lines.
+ *
+ * On Linux ffmpeg is started through `setpriv --pdeathsig KILL` when util-linux provides it, so it dies with
+ * this process even when no exit handler runs (SIGKILL, OOM); the `spawn` event's pid is still ffmpeg's own.
  */
 export function openVideo(source: VideoSource, options: OpenVideoOptions = {}): Observable<Frame> {
   return new Observable<Frame>((subscriber) => {
@@ -49,6 +60,8 @@ export function openVideo(source: VideoSource, options: OpenVideoOptions = {}): 
 interface Settings {
   src: NormalizedSource;
   ffmpegPath: string;
+  maxInputPixels: number;
+  networkTimeoutMs: number;
   filter: string;
   overflow: OverflowPolicy;
   maxQueuedFrames: number;
@@ -77,8 +90,10 @@ function nonNegative(name: string, v: number | undefined, def: number): number {
   return v;
 }
 
-function settingsFrom(source: VideoSource, o: OpenVideoOptions): Settings {
-  const src = normalizeSource(source, o.live, o.inputFormat);
+/** Everything that does not depend on the source: checked before any source is looked at. */
+type SourceFree = Omit<Settings, 'src' | 'overflow' | 'maxQueuedFrames' | 'attempts' | 'stallTimeoutMs'>;
+
+function sourceFreeSettings(o: OpenVideoOptions): SourceFree {
   const parts: string[] = [];
   const fps = o.fps ?? DEFAULTS.fps;
   if (fps !== 'source') parts.push(buildSelectFilter(fps));
@@ -88,9 +103,8 @@ function settingsFrom(source: VideoSource, o: OpenVideoOptions): Settings {
   }
   // Timestamps in ms so showinfo prints integer ms; showinfo reports each frame's pts and size on stderr.
   parts.push('settb=1/1000', 'showinfo=checksum=0');
-  const overflow = o.overflow ?? (src.live ? 'keep-latest' : 'pause-source');
-  if (!['pause-source', 'keep-latest', 'drop-oldest'].includes(overflow)) {
-    throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `overflow must be pause-source, keep-latest or drop-oldest, got ${String(overflow)}`);
+  if (o.overflow !== undefined && !['pause-source', 'keep-latest', 'drop-oldest'].includes(o.overflow)) {
+    throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `overflow must be pause-source, keep-latest or drop-oldest, got ${String(o.overflow)}`);
   }
   const startMs = nonNegative('startMs', o.startMs, 0);
   let durationMs: number | undefined;
@@ -99,29 +113,78 @@ function settingsFrom(source: VideoSource, o: OpenVideoOptions): Settings {
     if (end <= startMs) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `endMs (${end}) must be greater than startMs (${startMs})`);
     durationMs = end - startMs;
   }
+  const maxInputPixels = positiveInt('maxInputPixels', o.maxInputPixels, DEFAULTS.maxInputPixels);
+  if (maxInputPixels > MAX_PIXELS_LIMIT) {
+    throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `maxInputPixels must be at most ${MAX_PIXELS_LIMIT}, got ${maxInputPixels}`);
+  }
   const reconnect = o.reconnect ?? {};
   return {
-    src,
     ffmpegPath: resolveFfmpegPath(o).path,
+    maxInputPixels,
+    networkTimeoutMs: checkNetworkTimeoutMs(o.networkTimeoutMs),
     filter: parts.join(','),
-    overflow,
-    maxQueuedFrames: overflow === 'keep-latest' ? 1 : positiveInt('maxQueuedFrames', o.maxQueuedFrames, DEFAULTS.maxQueuedFrames),
     maxInFlightFrames: positiveInt('maxInFlightFrames', o.maxInFlightFrames, DEFAULTS.maxInFlightFrames),
     maxFrames: o.maxFrames === undefined ? Number.POSITIVE_INFINITY : positiveInt('maxFrames', o.maxFrames, 1),
-    attempts: positiveInt('reconnect.attempts', reconnect.attempts, src.live && src.kind !== 'readable' ? DEFAULTS.liveReconnectAttempts : 0, true),
     initialDelayMs: nonNegative('reconnect.initialDelayMs', reconnect.initialDelayMs, DEFAULTS.initialDelayMs),
     maxDelayMs: nonNegative('reconnect.maxDelayMs', reconnect.maxDelayMs, DEFAULTS.maxDelayMs),
-    stallTimeoutMs: nonNegative('stallTimeoutMs', o.stallTimeoutMs, src.live ? DEFAULTS.liveStallTimeoutMs : DEFAULTS.fileStallTimeoutMs),
     killGraceMs: nonNegative('killGraceMs', o.killGraceMs, DEFAULTS.killGraceMs),
     startMs,
     durationMs,
   };
 }
 
+function withSource(base: SourceFree, src: NormalizedSource, o: OpenVideoOptions): Settings {
+  const overflow = o.overflow ?? (src.live ? 'keep-latest' : 'pause-source');
+  const reconnect = o.reconnect ?? {};
+  return {
+    ...base,
+    src,
+    overflow,
+    maxQueuedFrames: overflow === 'keep-latest' ? 1 : positiveInt('maxQueuedFrames', o.maxQueuedFrames, DEFAULTS.maxQueuedFrames),
+    attempts: positiveInt('reconnect.attempts', reconnect.attempts, src.live && src.kind !== 'readable' ? DEFAULTS.liveReconnectAttempts : 0, true),
+    stallTimeoutMs: nonNegative('stallTimeoutMs', o.stallTimeoutMs, src.live ? DEFAULTS.liveStallTimeoutMs : DEFAULTS.fileStallTimeoutMs),
+  };
+}
+
+
+/**
+ * Settings for one subscription. Synchronous when nothing has to be looked up; a Promise when a policy
+ * confines the source (file system checks) or an rtsp URL needs this ffmpeg's timeout option name.
+ */
+function prepare(source: VideoSource, o: OpenVideoOptions): Settings | Promise<Settings> {
+  const base = sourceFreeSettings(o);
+  // Already confined by a policy (e.g. the server, which reports refusals before it starts an input).
+  if (isConfinedSource(source)) return withSource(base, normalizeConfined(source, o.live, o.inputFormat), o);
+  const policy = o.policy;
+  if (policy) {
+    if (typeof source === 'string') {
+      const named = isUrlString(source) ? { url: source } : { path: source };
+      return policy
+        .confine(named, o.signal, { ffmpegPath: base.ffmpegPath, networkTimeoutMs: base.networkTimeoutMs })
+        .then((c) => withSource(base, normalizeConfined(c, o.live, o.inputFormat), o));
+    }
+    const src = normalizeSource(source, o.live, o.inputFormat);
+    if (src.kind !== 'readable') {
+      throw new WinnowError('WINNOW_ERR_FORBIDDEN_SOURCE', 'devices cannot be opened under a source policy', { details: { reason: 'device' } });
+    }
+    src.enforcedOptions = ['-protocol_whitelist', 'pipe', '-format_whitelist', SELF_CONTAINED_DEMUXERS.join(',')];
+    return withSource(base, src, o);
+  }
+  const scheme = networkSchemeOf(source);
+  const networkTimeoutMs = base.networkTimeoutMs;
+  if ((scheme === 'rtsp' || scheme === 'rtsps') && networkTimeoutMs > 0) {
+    return rtspTimeoutOption(base.ffmpegPath).then((option) =>
+      withSource(base, normalizeSource(source, o.live, o.inputFormat, { networkTimeoutMs, rtspTimeoutOption: option }), o),
+    );
+  }
+  return withSource(base, normalizeSource(source, o.live, o.inputFormat, { networkTimeoutMs, rtspTimeoutOption: undefined }), o);
+}
+
 function buildArgs(s: Settings, extraInput: readonly string[], framesLeft: number): string[] {
   const args = ['-hide_banner', '-nostats', '-loglevel', '+level+info', '-progress', 'pipe:2'];
   if (s.src.kind !== 'readable') args.push('-nostdin');
-  args.push(...s.src.inputOptions, ...extraInput);
+  // Enforced options and the decode limit come after the caller's, so the caller's cannot undo them.
+  args.push(...s.src.inputOptions, ...extraInput, ...s.src.enforcedOptions, '-max_pixels', String(s.maxInputPixels));
   if (s.startMs > 0 && !s.src.live) args.push('-ss', (s.startMs / 1000).toFixed(3));
   args.push('-i', s.src.input, '-map', '0:v:0', '-an', '-sn', '-dn', '-vf', s.filter);
   // Passthrough: never duplicate or drop frames to fake a constant rate; sampling is the select filter's job.
@@ -141,6 +204,7 @@ class IngestSession {
   private log: FfmpegLog | undefined;
   private attemptNo = 0;
   private failuresInRow = 0;
+  private spawnedAtMs = 0;
   private openedAtMs = performance.now();
   private sessionOffsetMs = 0;
   private lastPtsMs = Number.NEGATIVE_INFINITY;
@@ -176,14 +240,16 @@ class IngestSession {
   ) {}
 
   start(): void {
+    let prepared: Settings | Promise<Settings>;
     try {
-      this.settings = settingsFrom(this.source, this.options);
+      prepared = prepare(this.source, this.options);
     } catch (e) {
       this.subscriber.error(toWinnowError(e, 'WINNOW_ERR_INVALID_ARGUMENT'));
       return;
     }
     const signal = this.options.signal;
     if (signal?.aborted) {
+      if (prepared instanceof Promise) prepared.catch(() => undefined);
       this.subscriber.error(abortError(signal));
       return;
     }
@@ -196,7 +262,21 @@ class IngestSession {
         },
       });
     }
-    const src = this.settings.src;
+    if (prepared instanceof Promise) {
+      prepared.then(
+        (settings) => {
+          if (!this.closed) this.begin(settings);
+        },
+        (e: unknown) => this.fail(toWinnowError(e, 'WINNOW_ERR_INVALID_ARGUMENT')),
+      );
+    } else {
+      this.begin(prepared);
+    }
+  }
+
+  private begin(settings: Settings): void {
+    this.settings = settings;
+    const src = settings.src;
     if (src.kind === 'file') {
       const path = src.input.slice('file:'.length);
       stat(path).then(
@@ -258,12 +338,13 @@ class IngestSession {
     const args = buildArgs(s, this.options.inputOptions ?? [], s.maxFrames - this.emitted);
     let child: ChildProcess;
     try {
-      child = spawn(s.ffmpegPath, args, { stdio: [s.src.kind === 'readable' ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      child = spawnWithLifeline(s.ffmpegPath, args, { stdio: [s.src.kind === 'readable' ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     } catch (e) {
       this.fail(new WinnowError('WINNOW_ERR_FFMPEG_NOT_FOUND', `cannot start ffmpeg (${s.ffmpegPath})`, { cause: e }));
       return;
     }
     this.child = child;
+    this.spawnedAtMs = performance.now();
     const log = new FfmpegLog({
       onFrameMeta: (meta) => {
         if (this.child !== child) return;
@@ -330,6 +411,29 @@ class IngestSession {
     this.current = undefined;
     this.chunks.length = 0;
     if (this.emitted >= s.maxFrames) return this.finish();
+    if (isLifelineExecFailure(code, log.lastLines())) {
+      return this.finish(new WinnowError('WINNOW_ERR_FFMPEG_NOT_FOUND', `cannot start ffmpeg (${s.ffmpegPath})`, { details: { stderr: log.lastLines() } }));
+    }
+    const failure = (): WinnowError => {
+      const elapsedMs = performance.now() - this.spawnedAtMs;
+      return classifyFailure({
+        kind: s.src.kind,
+        live: s.src.live,
+        framesEmitted: this.emitted + this.queue.length,
+        code,
+        signal,
+        lines: log.lastLines(),
+        source: s.src.label,
+        ...(log.pixelLimitExceeded ? { pixelLimitExceeded: { max: s.maxInputPixels } } : {}),
+        // rtsp reports a timed-out read only as "Invalid data found"; the attempt's length tells it apart.
+        // 90 %: ffmpeg's clock starts a little after ours, and timers are coarse.
+        ...((s.src.scheme === 'rtsp' || s.src.scheme === 'rtsps') && s.networkTimeoutMs > 0 && this.emittedThisSession === 0 && elapsedMs >= s.networkTimeoutMs * 0.9
+          ? { networkTimedOutAfterMs: s.networkTimeoutMs }
+          : {}),
+      });
+    };
+    // A picture over the limit is final: other frames may have decoded, but the source is not acceptable.
+    if (log.pixelLimitExceeded) return this.finish(failure());
     if (code === 0 && !partial) {
       if (!s.src.live) {
         if (log.errorsAfterFirstFrameCount > 0) {
@@ -346,16 +450,9 @@ class IngestSession {
         true,
       );
     }
-    const err = classifyFailure({
-      kind: s.src.kind,
-      live: s.src.live,
-      framesEmitted: this.emitted + this.queue.length,
-      code,
-      signal,
-      lines: log.lastLines(),
-      source: s.src.label,
-    });
-    if (s.src.live) return this.retryOrFinish(err, false);
+    const err = failure();
+    // What a whitelist refused stays refused: reconnecting would only ask again.
+    if (s.src.live && err.code !== 'WINNOW_ERR_FORBIDDEN_SOURCE') return this.retryOrFinish(err, false);
     this.finish(err);
   }
 
@@ -462,7 +559,8 @@ class IngestSession {
 
   /** Hands queued frames to the consumer while it has capacity; re-entrant calls (sync acks) fold into the loop. */
   private pump(): void {
-    if (this.pumping) return;
+    // Acknowledgements can arrive while an asynchronous policy check is still running.
+    if (this.pumping || !this.settings) return;
     this.pumping = true;
     try {
       while (!this.closed && this.queue.length > 0 && this.inFlight < this.settings.maxInFlightFrames) {

@@ -1,10 +1,12 @@
-import { spawn } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { WinnowError, abortError } from '../errors.js';
+import { rtspTimeoutOption } from './capabilities.js';
 import { resolveFfprobePath } from './ffmpeg.js';
 import { classifyFailure, FfmpegLog } from './ffmpeg-log.js';
-import { terminate } from './process.js';
-import { normalizeSource } from './source.js';
+import { checkNetworkTimeoutMs } from './network.js';
+import { isLifelineExecFailure, spawnWithLifeline, terminate } from './process.js';
+import { isConfinedSource } from './confine.js';
+import { networkSchemeOf, normalizeConfined, normalizeSource } from './source.js';
 import type { ProbeOptions, ProbeResult, VideoSource } from './types.js';
 
 interface FfprobeStream {
@@ -57,12 +59,19 @@ function rotationOf(st: FfprobeStream): number {
  * consuming it: pass it straight to `openVideo`.
  */
 export async function probe(source: VideoSource, options: ProbeOptions = {}): Promise<ProbeResult> {
-  const src = normalizeSource(source, options.live, options.inputFormat);
+  const confined = isConfinedSource(source);
+  let src = confined ? normalizeConfined(source, options.live, options.inputFormat) : normalizeSource(source, options.live, options.inputFormat);
   if (src.kind === 'readable') {
     throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'probe cannot read a Readable without consuming it; use openVideo');
   }
   if (options.signal?.aborted) throw abortError(options.signal);
   const ffprobe = resolveFfprobePath(options).path;
+  const networkTimeoutMs = checkNetworkTimeoutMs(options.networkTimeoutMs);
+  const scheme = confined ? undefined : networkSchemeOf(source);
+  if (scheme) {
+    const option = (scheme === 'rtsp' || scheme === 'rtsps') && networkTimeoutMs > 0 ? await rtspTimeoutOption(ffprobe) : undefined;
+    src = normalizeSource(source, options.live, options.inputFormat, { networkTimeoutMs, rtspTimeoutOption: option });
+  }
   if (src.kind === 'file') {
     const path = src.input.slice('file:'.length);
     try {
@@ -74,10 +83,10 @@ export async function probe(source: VideoSource, options: ProbeOptions = {}): Pr
       throw new WinnowError('WINNOW_ERR_IO', `cannot open ${src.label}: ${code}`, { cause: e, details: { path } });
     }
   }
-  const args = ['-hide_banner', '-loglevel', '+level+error', ...src.inputOptions, '-show_streams', '-show_format', '-of', 'json', src.input];
+  const args = ['-hide_banner', '-loglevel', '+level+error', ...src.inputOptions, ...src.enforcedOptions, '-show_streams', '-show_format', '-of', 'json', src.input];
   const timeoutMs = options.timeoutMs ?? 20_000;
   const { code, stdout, lines } = await new Promise<{ code: number | null; stdout: string; lines: string[] }>((resolve, reject) => {
-    const child = spawn(ffprobe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnWithLifeline(ffprobe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = new FfmpegLog({ onFrameMeta: () => undefined, onProgress: () => undefined });
     let out = '';
     let settled = false;
@@ -99,18 +108,21 @@ export async function probe(source: VideoSource, options: ProbeOptions = {}): Pr
       );
     }, timeoutMs);
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (s: string) => {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (s: string) => {
       if (out.length < MAX_STDOUT_BYTES) out += s;
     });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (s: string) => log.push(s));
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => log.push(s));
     child.on('error', (e) => settle(() => reject(new WinnowError('WINNOW_ERR_FFMPEG_NOT_FOUND', `cannot start ffprobe (${ffprobe}): ${e.message}`, { cause: e }))));
     child.on('close', (c) => {
       log.end();
       settle(() => resolve({ code: c, stdout: out, lines: log.lastLines() }));
     });
   });
+  if (isLifelineExecFailure(code, lines)) {
+    throw new WinnowError('WINNOW_ERR_FFMPEG_NOT_FOUND', `cannot start ffprobe (${ffprobe})`, { details: { stderr: lines } });
+  }
   if (code !== 0) {
     throw classifyFailure({ kind: src.kind, live: src.live, framesEmitted: 0, code, signal: null, lines, source: src.label });
   }

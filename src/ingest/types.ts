@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Observable } from 'rxjs';
 import type { WinnowError } from '../errors.js';
+import type { ConfinedSource, SourcePolicy } from './confine.js';
 
 /** One decoded video frame, packed RGB24 (row-major, 3 bytes per pixel, no row padding). */
 export interface Frame {
@@ -28,7 +29,8 @@ export interface DeviceSource {
  * - a capture device;
  * - a Node `Readable` of container bytes (fragmented MP4, WebM/Matroska, MPEG-TS, MJPEG) fed to ffmpeg's stdin.
  */
-export type VideoSource = string | DeviceSource | Readable;
+/** A path or URL, a device, a byte stream, or a source a SourcePolicy confined. */
+export type VideoSource = string | DeviceSource | Readable | ConfinedSource;
 
 /** Output size in pixels. */
 export interface FrameSize {
@@ -117,6 +119,26 @@ export interface OpenVideoOptions extends FfmpegLocateOptions {
   /** Extra ffmpeg input options placed before `-i` (e.g. `['-video_size', '1280x720']` for a webcam). */
   inputOptions?: readonly string[];
   reconnect?: ReconnectOptions;
+  /**
+   * Confines a string source a client named before anything is spawned: `scheme://…` is checked as a URL,
+   * anything else as a path under the policy's roots (see `SourcePolicy.confine`). Refusals surface as
+   * `WINNOW_ERR_FORBIDDEN_SOURCE` errors on the Observable. Readables stay allowed (ffmpeg then reaches
+   * only its stdin, and only self-contained demuxers); devices are refused.
+   */
+  policy?: SourcePolicy;
+  /**
+   * Largest decoded picture in pixels (width·height), passed to ffmpeg's decoders as `-max_pixels`, so a
+   * small file declaring a huge picture cannot make ffmpeg allocate gigabytes. A bigger picture fails the
+   * stream with `WINNOW_ERR_LIMIT_EXCEEDED` (`details: { limit: 'maxInputPixels', max }`). Default
+   * 8192·8192 = 67 108 864 (8K is 33 177 600).
+   */
+  maxInputPixels?: number;
+  /**
+   * URL sources: a read that waits longer than this fails (ffmpeg `-rw_timeout`, rtsp `-timeout`/`-stimeout`,
+   * udp/srt `-timeout`), so ffmpeg never hangs on a peer that stopped answering. rtp has no such option; the
+   * stall timeout covers it. Default 10 000 ms; 0 disables.
+   */
+  networkTimeoutMs?: number;
   /** No decoded frame for this long while the consumer is waiting → reconnect (live) or error. Default 15 000 ms live, 60 000 ms otherwise. 0 disables. */
   stallTimeoutMs?: number;
   /** Time between SIGTERM and SIGKILL when stopping ffmpeg. Default 2 000 ms. */
@@ -164,4 +186,6 @@ export interface ProbeOptions extends FfmpegLocateOptions {
   /** Default: inferred from the source kind like openVideo. */
   live?: boolean;
   inputFormat?: string;
+  /** URL sources: network read timeout, as `OpenVideoOptions.networkTimeoutMs`. Default 10 000 ms. */
+  networkTimeoutMs?: number;
 }

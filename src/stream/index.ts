@@ -21,8 +21,7 @@ export { createServer, WinnowServer } from './server.js';
 export type { ServerOptions } from './server.js';
 export { DEFAULT_LIMITS, resolveLimits } from './limits.js';
 export type { StreamLimits } from './limits.js';
-export { SourcePolicy, BEARER_PROTOCOL_PREFIX, tokensEqual, isLoopbackHost } from './access.js';
-export type { SourcePolicyOptions } from './access.js';
+export { WebhookPolicy, BEARER_PROTOCOL_PREFIX, tokensEqual, isLoopbackHost } from './access.js';
 export { WebhookSender } from './webhook.js';
 export type { WebhookOptions } from './webhook.js';
 export { StreamMetrics } from './metrics.js';
@@ -33,6 +32,7 @@ export {
   DROP_POLICIES,
   CLIENT_EVENT_SCHEMAS,
   parseClientEvent,
+  checkMessageShape,
   clientEventJsonSchemas,
   serverEventJsonSchemas,
   SERVER_EVENT_SCHEMAS,

@@ -36,6 +36,13 @@ export type VideoFormat = (typeof VIDEO_FORMATS)[number];
 export const DROP_POLICIES = ['keep-latest', 'fps-sampling', 'discard-on-close'] as const;
 export type DropPolicy = (typeof DROP_POLICIES)[number];
 
+/** Lowest sampling rate a session may ask for: one frame per 1 000 s (a very slow time-lapse). */
+export const MIN_FPS = 0.001;
+/** Highest sampling rate a session may ask for. */
+export const MAX_FPS = 30;
+/** Longest string any client event field may hold (the text limit bounds the message as a whole). */
+const MAX_FIELD_CHARS = 16_384;
+
 const eventId = z.string().max(128).optional().describe('Client-chosen id; error events caused by this message echo it.');
 
 const unit = z.number().min(-1).max(1);
@@ -57,7 +64,7 @@ export const generationSchema = z.strictObject({
 
 export const watchSchema = z.strictObject({
   id: z.string().min(1).max(64),
-  question: z.string().min(1),
+  question: z.string().min(1).max(MAX_FIELD_CHARS),
   everySeconds: z.number().min(0.1).max(86_400).describe('Asked on the newest frames whenever this much video time has passed.'),
   webhook: z.url({ protocol: /^https?$/ }).optional().describe('POSTed a JSON watch result (retried with backoff, never blocking the stream).'),
   notify: z.enum(['always', 'change']).optional().describe('When the webhook fires: every result (default) or when the answer changes.'),
@@ -67,12 +74,12 @@ export const sessionUpdateSchema = z.strictObject({
   type: z.literal('session.update'),
   event_id: eventId,
   session: z.strictObject({
-    fps: z.number().gt(0).max(30).optional().describe('Frames per second sampled from the input. Default 1.'),
+    fps: z.number().min(MIN_FPS).max(MAX_FPS).optional().describe('Frames per second sampled from the input. Default 1.'),
     resize: z.enum(['pad', 'stretch', 'crop']).optional().describe('How frames are fitted to the model input. Default pad.'),
     pruning: pruningSchema.optional(),
-    maxContextTokens: z.number().int().min(512).optional().describe('KV-cache budget of this session; capped by the server limit. Only before the first frame.'),
+    maxContextTokens: z.number().int().min(512).max(1 << 20).optional().describe('KV-cache budget of this session; capped by the server limit. Only before the first frame.'),
     generation: generationSchema.optional(),
-    watch: z.array(watchSchema).optional().describe('Standing questions; replaces the current list.'),
+    watch: z.array(watchSchema).max(64).optional().describe('Standing questions; replaces the current list.'),
   }),
 });
 
@@ -89,7 +96,7 @@ export const inputVideoStartSchema = z.strictObject({
 export const inputVideoFrameSchema = z.strictObject({
   type: z.literal('input_video.frame'),
   event_id: eventId,
-  ptsMs: z.number().min(0).describe('Capture time of the JPEG in the next binary message, milliseconds.'),
+  ptsMs: z.number().min(0).max(Number.MAX_SAFE_INTEGER).describe('Capture time of the JPEG in the next binary message, milliseconds.'),
 });
 
 export const inputVideoEndSchema = z.strictObject({ type: z.literal('input_video.end'), event_id: eventId });
@@ -109,7 +116,7 @@ export const sourceCloseSchema = z.strictObject({ type: z.literal('source.close'
 export const conversationItemCreateSchema = z.strictObject({
   type: z.literal('conversation.item.create'),
   event_id: eventId,
-  text: z.string().min(1).describe('The question the next response.create answers.'),
+  text: z.string().min(1).max(MAX_FIELD_CHARS).describe('The question the next response.create answers.'),
 });
 
 export const responseCreateSchema = z.strictObject({
@@ -121,7 +128,7 @@ export const responseCreateSchema = z.strictObject({
 export const responseCancelSchema = z.strictObject({
   type: z.literal('response.cancel'),
   event_id: eventId,
-  response_id: z.string().optional().describe('Default: the response being generated.'),
+  response_id: z.string().max(128).optional().describe('Default: the response being generated.'),
 });
 
 export const CLIENT_EVENT_SCHEMAS = {
@@ -149,10 +156,42 @@ export type ClientEvent = { [K in ClientEventType]: z.infer<(typeof CLIENT_EVENT
 
 export type ParseResult =
   | { ok: true; event: ClientEvent }
-  | { ok: false; eventId: string | undefined; reason: 'json' | 'shape' | 'unknown-type' | 'schema'; message: string; issues?: readonly string[] };
+  | { ok: false; eventId: string | undefined; reason: 'json' | 'shape' | 'structure' | 'unknown-type' | 'schema'; message: string; issues?: readonly string[] };
 
-/** Parses and validates one text message. Never throws. */
-export function parseClientEvent(text: string): ParseResult {
+/** Cheap structural bounds checked before schema validation, so no message costs more than its size. */
+export interface MessageShapeLimits {
+  /** Deepest nesting of objects and arrays. */
+  maxJsonDepth: number;
+  /** Values of every kind in the message. */
+  maxJsonNodes: number;
+}
+
+const DEFAULT_SHAPE_LIMITS: MessageShapeLimits = { maxJsonDepth: 8, maxJsonNodes: 1_024 };
+
+/**
+ * Walks a parsed message without recursion and stops at the first bound it crosses, so a message
+ * with a million array entries costs one bounded walk, not a million schema checks.
+ */
+export function checkMessageShape(value: unknown, limits: MessageShapeLimits = DEFAULT_SHAPE_LIMITS): string | undefined {
+  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 0 }];
+  let nodes = 0;
+  while (stack.length > 0) {
+    const { v, depth } = stack.pop()!;
+    if (++nodes > limits.maxJsonNodes) return `message has more than ${limits.maxJsonNodes} values (limit maxJsonNodes)`;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= limits.maxJsonDepth) return `message is nested deeper than ${limits.maxJsonDepth} (limit maxJsonDepth)`;
+    const children = Array.isArray(v) ? v : Object.values(v);
+    if (nodes + children.length > limits.maxJsonNodes) return `message has more than ${limits.maxJsonNodes} values (limit maxJsonNodes)`;
+    for (const c of children) stack.push({ v: c, depth: depth + 1 });
+  }
+  return undefined;
+}
+
+/**
+ * Parses and validates one text message. Never throws. The caller bounds the text's size; this
+ * bounds the work on what it parses to (shape first, then the schema of an own, known `type`).
+ */
+export function parseClientEvent(text: string, limits: MessageShapeLimits = DEFAULT_SHAPE_LIMITS): ParseResult {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -163,11 +202,14 @@ export function parseClientEvent(text: string): ParseResult {
     return { ok: false, eventId: undefined, reason: 'shape', message: 'message must be a JSON object with a "type"' };
   }
   const obj = raw as Record<string, unknown>;
-  const eventId = typeof obj.event_id === 'string' ? obj.event_id.slice(0, 128) : undefined;
-  if (typeof obj.type !== 'string') return { ok: false, eventId, reason: 'shape', message: 'message has no string "type"' };
-  const schema = (CLIENT_EVENT_SCHEMAS as Record<string, z.ZodType<ClientEvent>>)[obj.type];
+  const eventId = Object.hasOwn(obj, 'event_id') && typeof obj.event_id === 'string' ? obj.event_id.slice(0, 128) : undefined;
+  const shapeError = checkMessageShape(raw, limits);
+  if (shapeError) return { ok: false, eventId, reason: 'structure', message: shapeError };
+  if (!Object.hasOwn(obj, 'type') || typeof obj.type !== 'string') return { ok: false, eventId, reason: 'shape', message: 'message has no string "type"' };
+  // Own keys only: `constructor`, `__proto__` or `toString` must not reach Object.prototype.
+  const schema = Object.hasOwn(CLIENT_EVENT_SCHEMAS, obj.type) ? (CLIENT_EVENT_SCHEMAS as Record<string, z.ZodType<ClientEvent>>)[obj.type] : undefined;
   if (!schema) {
-    return { ok: false, eventId, reason: 'unknown-type', message: `unknown event type "${obj.type.slice(0, 64)}" (known: ${CLIENT_EVENT_TYPES.join(', ')})` };
+    return { ok: false, eventId, reason: 'unknown-type', message: `unknown event type ${JSON.stringify(obj.type.slice(0, 64))} (known: ${CLIENT_EVENT_TYPES.join(', ')})` };
   }
   const r = schema.safeParse(raw);
   if (!r.success) {
@@ -338,7 +380,7 @@ export const SERVER_EVENT_SCHEMAS = {
 /** Validates one server event (tests; clients that want to). */
 export function validateServerEvent(e: unknown): { ok: true } | { ok: false; message: string } {
   const type = (e as { type?: unknown } | null)?.type;
-  const schema = typeof type === 'string' ? (SERVER_EVENT_SCHEMAS as Record<string, z.ZodType>)[type] : undefined;
+  const schema = typeof type === 'string' && Object.hasOwn(SERVER_EVENT_SCHEMAS, type) ? (SERVER_EVENT_SCHEMAS as Record<string, z.ZodType>)[type] : undefined;
   if (!schema) return { ok: false, message: `unknown server event type ${String(type)}` };
   const r = schema.safeParse(e);
   return r.success ? { ok: true } : { ok: false, message: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') };

@@ -12,7 +12,8 @@ import { WinnowError, toWinnowError, type WinnowErrorCode } from '../errors.js';
 import type { FfmpegEnv } from '../ingest/types.js';
 import type { Codebook, EncoderCheckPolicy } from '../prune/index.js';
 import type { ExecutionProviderOption } from '../encode/index.js';
-import { BEARER_PROTOCOL_PREFIX, SourcePolicy, bearerFrom, isLoopbackHost, tokensEqual, type SourcePolicyOptions } from './access.js';
+import { SourcePolicy, resolveFfmpegPath, type SourcePolicyOptions } from '../ingest/index.js';
+import { AuthThrottle, BEARER_PROTOCOL_PREFIX, WebhookPolicy, bearerFrom, isLoopbackHost, tokensEqual } from './access.js';
 import { WinnowEngine, packageRoot } from './engine.js';
 import { resolveLimits, type StreamLimits } from './limits.js';
 import { StreamMetrics } from './metrics.js';
@@ -21,6 +22,8 @@ import { Session, type VideoInput } from './session.js';
 import { WebhookSender, type WebhookOptions } from './webhook.js';
 
 export interface ServerOptions extends SourcePolicyOptions {
+  /** Origins (`http://host:port`) standing questions' webhooks may target. Default none (webhooks refused). */
+  allowWebhookOrigins?: readonly string[];
   /** Interface to bind. Default 127.0.0.1. Anything but loopback requires `token`. */
   host?: string;
   /** Default 8787; 0 picks a free port (see `server.port`). */
@@ -56,11 +59,19 @@ const CLOSE_TOO_MANY = 1013;
 const CLOSE_GOING_AWAY = 1001;
 const CLOSE_POLICY = 1008;
 const CLOSE_IDLE = 4000;
+/** No input started within `startGraceMs`. */
+const CLOSE_NO_INPUT = 4001;
+/** The client did not read: `maxSendBufferBytes` of events were waiting for it. */
+const CLOSE_SLOW_CONSUMER = 4002;
 
 const STATIC_TYPES: Readonly<Record<string, string>> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 
 class Connection {
   alive = true;
+  readonly openedAtMs = Date.now();
+  /** Whether this connection ever started an input (it then holds its slot until idle). */
+  startedInput = false;
+  private slow = false;
   input: VideoInput | undefined;
   jpegPts: number | undefined;
   pendingQuestion: string | undefined;
@@ -75,7 +86,17 @@ class Connection {
   ) {}
 
   send(e: ServerEvent): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(e));
+    if (this.ws.readyState !== WebSocket.OPEN || this.slow) return;
+    // A client that does not read would make ws buffer every event without end.
+    if (this.ws.bufferedAmount > this.server.limits.maxSendBufferBytes) {
+      this.slow = true;
+      this.server.metrics.errors.inc({ code: 'WINNOW_ERR_SLOW_CONSUMER' });
+      this.ws.close(CLOSE_SLOW_CONSUMER, 'send buffer full');
+      // The close frame waits behind the unread data; a peer that never reads never sees it.
+      setTimeout(() => this.ws.terminate(), 1_000).unref();
+      return;
+    }
+    this.ws.send(JSON.stringify(e));
   }
 
   error(code: WinnowErrorCode | string, message: string, eventId: string | undefined, details?: Record<string, unknown>): void {
@@ -118,7 +139,8 @@ export class WinnowServer {
   readonly limits: StreamLimits;
   private readonly http: HttpServer;
   private readonly wss: WebSocketServer;
-  private readonly policy: SourcePolicy;
+  private readonly sources: SourcePolicy;
+  private readonly webhookPolicy: WebhookPolicy;
   private readonly connections = new Set<Connection>();
   private readonly webhooks: WebhookSender;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -126,6 +148,7 @@ export class WinnowServer {
   private closing: Promise<void> | undefined;
   private readonly log: (line: string) => void;
   private readonly startedAt = Date.now();
+  private readonly authThrottle: AuthThrottle;
 
   constructor(
     readonly engine: WinnowEngine,
@@ -133,7 +156,9 @@ export class WinnowServer {
     private readonly options: ServerOptions,
   ) {
     this.limits = resolveLimits(options.limits);
-    this.policy = new SourcePolicy(options);
+    this.sources = new SourcePolicy({ ...(options.allowPaths ? { allowPaths: options.allowPaths } : {}), ...(options.allowUrlSchemes ? { allowUrlSchemes: options.allowUrlSchemes } : {}) });
+    this.webhookPolicy = new WebhookPolicy(options.allowWebhookOrigins);
+    this.authThrottle = new AuthThrottle(this.limits.maxAuthFailures, this.limits.authFailureWindowMs);
     this.log = options.log ?? (() => undefined);
     this.webhooks = new WebhookSender({
       ...options.webhook,
@@ -166,7 +191,7 @@ export class WinnowServer {
     });
     this.heartbeat = setInterval(() => this.beat(), this.limits.heartbeatIntervalMs);
     this.heartbeat.unref();
-    const idleCheck = Math.max(50, Math.min(5_000, Math.floor(this.limits.idleTimeoutMs / 4)));
+    const idleCheck = Math.max(50, Math.min(5_000, Math.floor(Math.min(this.limits.idleTimeoutMs, this.limits.startGraceMs) / 4)));
     this.idleTimer = setInterval(() => this.checkIdle(), idleCheck);
     this.idleTimer.unref();
   }
@@ -196,11 +221,32 @@ export class WinnowServer {
 
   // ---- HTTP ---------------------------------------------------------------------------------------
 
-  private authorized(req: IncomingMessage): boolean {
+  /**
+   * 'ok', 'missing' (no token sent), 'wrong' (counted against the address), or 'throttled' (the
+   * address failed too often lately; the token is not even compared).
+   */
+  private authenticate(req: IncomingMessage): { result: 'ok' | 'missing' | 'wrong' | 'throttled'; retryAfterMs?: number } {
     const token = this.options.token;
-    if (token === undefined) return true;
+    if (token === undefined) return { result: 'ok' };
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const retryAfterMs = this.authThrottle.retryAfterMs(address);
+    if (retryAfterMs > 0) return { result: 'throttled', retryAfterMs };
     const given = bearerFrom(req.headers);
-    return given !== undefined && tokensEqual(given, token);
+    if (given !== undefined && tokensEqual(given, token)) return { result: 'ok' };
+    this.authThrottle.fail(address);
+    return { result: given === undefined ? 'missing' : 'wrong' };
+  }
+
+  private denyHttp(res: ServerResponse, auth: { result: string; retryAfterMs?: number }): void {
+    if (auth.result === 'throttled') {
+      this.metrics.errors.inc({ code: 'WINNOW_ERR_RATE_LIMITED' });
+      res
+        .writeHead(429, { 'content-type': 'application/json', 'retry-after': String(Math.ceil((auth.retryAfterMs ?? 0) / 1000)), 'x-winnow-error': 'WINNOW_ERR_RATE_LIMITED' })
+        .end(JSON.stringify({ error: { code: 'WINNOW_ERR_RATE_LIMITED' } }));
+      return;
+    }
+    this.metrics.errors.inc({ code: 'WINNOW_ERR_UNAUTHORIZED' });
+    res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer', 'x-winnow-error': 'WINNOW_ERR_UNAUTHORIZED' }).end(JSON.stringify({ error: { code: 'WINNOW_ERR_UNAUTHORIZED' } }));
   }
 
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -211,14 +257,19 @@ export class WinnowServer {
         return;
       }
       if (url.pathname === '/healthz') {
-        const body = JSON.stringify({ status: this.closing ? 'shutting-down' : 'ok', sessions: this.connections.size, uptimeS: Math.round((Date.now() - this.startedAt) / 1000), model: this.engine.modelName });
-        res.writeHead(this.closing ? 503 : 200, { 'content-type': 'application/json' }).end(body);
+        // Liveness for anyone; the details (load, model) only for holders of the token.
+        const status = this.closing ? 'shutting-down' : 'ok';
+        const full = this.options.token === undefined || (bearerFrom(req.headers) !== undefined && this.authenticate(req).result === 'ok');
+        const body = JSON.stringify(
+          full ? { status, sessions: this.connections.size, uptimeS: Math.round((Date.now() - this.startedAt) / 1000), model: this.engine.modelName } : { status },
+        );
+        res.writeHead(this.closing ? 503 : 200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(body);
         return;
       }
       if (url.pathname === '/metrics') {
-        if (!this.authorized(req)) {
-          this.metrics.errors.inc({ code: 'WINNOW_ERR_UNAUTHORIZED' });
-          res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer' }).end(JSON.stringify({ error: { code: 'WINNOW_ERR_UNAUTHORIZED' } }));
+        const auth = this.authenticate(req);
+        if (auth.result !== 'ok') {
+          this.denyHttp(res, auth);
           return;
         }
         this.metrics.sessions.set(this.connections.size);
@@ -279,7 +330,11 @@ export class WinnowServer {
     if (origin !== undefined && !this.originAllowed(origin, req.headers.host)) {
       return this.refuse(socket, 403, 'Forbidden', 'WINNOW_ERR_FORBIDDEN_ORIGIN', `origin ${origin} is not allowed`);
     }
-    if (!this.authorized(req)) return this.refuse(socket, 401, 'Unauthorized', 'WINNOW_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
+    const auth = this.authenticate(req);
+    if (auth.result === 'throttled') {
+      return this.refuse(socket, 429, 'Too Many Requests', 'WINNOW_ERR_RATE_LIMITED', `too many failed authentications from this address; retry in ${Math.ceil((auth.retryAfterMs ?? 0) / 1000)} s`);
+    }
+    if (auth.result !== 'ok') return this.refuse(socket, 401, 'Unauthorized', 'WINNOW_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
   }
 
@@ -331,7 +386,7 @@ export class WinnowServer {
     conn.send({ type: 'session.created', session: this.describe(session) });
     ws.on('pong', () => (conn.alive = true));
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      conn.alive = true;
+      // Liveness comes from pongs only: a client that sends but never reads must not look alive.
       const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
       conn.chain = conn.chain.then(() => this.onMessage(conn, buf, isBinary)).catch((e: unknown) => conn.fail(e, undefined));
     });
@@ -386,7 +441,15 @@ export class WinnowServer {
     if (s.closed) return;
     s.touch();
     if (isBinary) return this.onBinary(conn, buf);
-    const parsed = parseClientEvent(buf.toString('utf8'));
+    if (buf.length > this.limits.maxTextMessageBytes) {
+      conn.error('WINNOW_ERR_MESSAGE_TOO_BIG', `a JSON message has ${buf.length} bytes; the limit maxTextMessageBytes is ${this.limits.maxTextMessageBytes}`, undefined, {
+        limit: 'maxTextMessageBytes',
+        value: buf.length,
+        max: this.limits.maxTextMessageBytes,
+      });
+      return;
+    }
+    const parsed = parseClientEvent(buf.toString('utf8'), this.limits);
     if (!parsed.ok) {
       conn.error('WINNOW_ERR_PROTOCOL', parsed.message, parsed.eventId, { reason: parsed.reason });
       return;
@@ -443,12 +506,13 @@ export class WinnowServer {
     const s = conn.session;
     switch (ev.type) {
       case 'session.update': {
-        for (const w of ev.session.watch ?? []) if (w.webhook) this.policy.checkWebhook(w.webhook);
+        for (const w of ev.session.watch ?? []) if (w.webhook) this.webhookPolicy.check(w.webhook);
         s.update(ev.session);
         conn.send({ type: 'session.updated', session: this.describe(s), ...(ev.event_id ? { event_id: ev.event_id } : {}) });
         return;
       }
       case 'input_video.start': {
+        conn.startedInput = true;
         if (ev.format === 'jpeg') {
           s.startJpeg({ live: ev.live ?? true });
           conn.jpegPts = undefined;
@@ -469,13 +533,13 @@ export class WinnowServer {
       }
       case 'source.open': {
         if (s.inputActive) throw new WinnowError('WINNOW_ERR_PROTOCOL', 'an input is already active; end or close it first');
-        if (ev.path !== undefined) {
-          const real = await this.policy.checkPath(ev.path);
-          s.openSource({ path: real }, ev.live !== undefined ? { live: ev.live } : {});
-        } else {
-          const url = this.policy.checkUrl(ev.url!);
-          s.openSource({ url }, ev.live !== undefined ? { live: ev.live } : {});
-        }
+        // Confined here, before the session starts an input, so a refusal is an error for this event.
+        const confined = await this.sources.confine(ev.path !== undefined ? { path: ev.path } : { url: ev.url! }, undefined, {
+          ffmpegPath: resolveFfmpegPath({ ...(this.options.ffmpegPath ? { ffmpegPath: this.options.ffmpegPath } : {}), ...(this.options.env ? { env: this.options.env } : {}) }).path,
+        });
+        if (s.inputActive) throw new WinnowError('WINNOW_ERR_PROTOCOL', 'an input is already active; end or close it first');
+        s.openSource(confined, ev.live !== undefined ? { live: ev.live } : {});
+        conn.startedInput = true;
         return;
       }
       case 'source.close': {
@@ -544,9 +608,17 @@ export class WinnowServer {
   }
 
   private checkIdle(): void {
+    const now = Date.now();
     for (const c of this.connections) {
       const s = c.session;
-      if (s.closed || s.stats.pendingResponses > 0) continue;
+      if (s.closed) continue;
+      if (!c.startedInput && !s.inputActive && now - c.openedAtMs >= this.limits.startGraceMs) {
+        c.error('WINNOW_ERR_IDLE_TIMEOUT', `no input started within ${this.limits.startGraceMs} ms (limit startGraceMs)`, undefined, { limit: 'startGraceMs', reason: 'no-input' });
+        c.ws.close(CLOSE_NO_INPUT, 'no input');
+        void s.close('idle');
+        continue;
+      }
+      if (s.stats.pendingResponses > 0) continue;
       if (s.idleMs >= this.limits.idleTimeoutMs) {
         c.error('WINNOW_ERR_IDLE_TIMEOUT', `no message and no frame for ${this.limits.idleTimeoutMs} ms (limit idleTimeoutMs)`, undefined);
         c.ws.close(CLOSE_IDLE, 'idle timeout');
@@ -640,4 +712,4 @@ export async function createServer(options: ServerOptions = {}): Promise<WinnowS
   return server;
 }
 
-export { CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_POLICY, CLOSE_TOO_MANY };
+export { CLOSE_GOING_AWAY, CLOSE_IDLE, CLOSE_NO_INPUT, CLOSE_POLICY, CLOSE_SLOW_CONSUMER, CLOSE_TOO_MANY };

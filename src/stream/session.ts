@@ -8,14 +8,15 @@ import { Subject, type Subscription } from 'rxjs';
 import sharp from 'sharp';
 import { WinnowError, toWinnowError } from '../errors.js';
 import type { EncodedFrame, ObjectTracker } from '../encode/index.js';
-import { openVideo } from '../ingest/index.js';
+import { isConfinedSource, openVideo, type ConfinedSource, type SourcePolicy } from '../ingest/index.js';
 import { redactUrl } from '../ingest/source.js';
 import type { FfmpegEnv, Frame, IngestEvent, ResizeMode } from '../ingest/types.js';
 import type { AnswerResult, VideoContext } from '../llm/index.js';
 import type { Pruner, StrategyName } from '../prune/index.js';
 import { WinnowEngine, type EngineOptions, type SchedulerClient } from './engine.js';
 import { resolveLimits, type StreamLimits } from './limits.js';
-import { DROP_POLICIES, type DropPolicy, type SourceDescription, type TimingInfo, type UsageInfo, type VideoFormat, type WatchConfig } from './protocol.js';
+import { DROP_POLICIES, sessionUpdateSchema, type DropPolicy, type SourceDescription, type TimingInfo, type UsageInfo, type VideoFormat, type WatchConfig } from './protocol.js';
+import { decodeJpeg } from './jpeg.js';
 import { WebhookSender } from './webhook.js';
 
 export interface SessionConfig {
@@ -46,6 +47,12 @@ export interface SessionOptions extends Omit<EngineOptions, 'signal'> {
   /** Explicit ffmpeg binary (else WINNOW_FFMPEG in `env`, else PATH, else the bundled one). */
   ffmpegPath?: string;
   env?: FfmpegEnv;
+  /**
+   * Confines every path or URL given to `openSource` (ingest's SourcePolicy: roots, schemes,
+   * playlists); refusals end the input with WINNOW_ERR_FORBIDDEN_SOURCE. Default: none, the caller
+   * is trusted (sources a policy already confined are always taken as they are).
+   */
+  sourcePolicy?: SourcePolicy;
   signal?: AbortSignal;
 }
 
@@ -308,6 +315,7 @@ export class Session implements SchedulerClient {
     this.id = options.id ?? `sess_${randomUUID()}`;
     this.limits = resolveLimits(options.limits);
     this.ffmpegPath = options.ffmpegPath;
+    this.sourcePolicy = options.sourcePolicy;
     this.env = options.env;
     this.cfg = {
       fps: 1,
@@ -328,6 +336,7 @@ export class Session implements SchedulerClient {
   }
 
   private readonly ffmpegPath: string | undefined;
+  private readonly sourcePolicy: SourcePolicy | undefined;
   /** Temporal identity of the objects in this session's context (models that declare one). */
   private tracker: ObjectTracker | undefined;
   private readonly env: FfmpegEnv | undefined;
@@ -404,7 +413,12 @@ export class Session implements SchedulerClient {
     const over = (limit: keyof StreamLimits, value: number, max: number): never => {
       throw new WinnowError('WINNOW_ERR_LIMIT_EXCEEDED', `${limit} ${value} exceeds the server limit ${max}`, { details: { limit, value, max } });
     };
-    if (u.fps !== undefined && !(u.fps > 0 && u.fps <= 30)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `fps must be in (0, 30], got ${u.fps}`);
+    // Library callers skip the server's schema; the same schema guards their numbers (fps 5e-324 made ptsMs Infinity).
+    const checked = sessionUpdateSchema.shape.session.safeParse(u);
+    if (!checked.success) {
+      const issues = checked.error.issues.slice(0, 4).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+      throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `invalid session settings: ${issues.join('; ')}`, { details: { issues: issues.join('; ') } });
+    }
     if (u.maxContextTokens !== undefined) {
       if (!Number.isInteger(u.maxContextTokens) || u.maxContextTokens < 512) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'maxContextTokens must be an integer ≥ 512');
       if (u.maxContextTokens > L.maxContextTokens) over('maxContextTokens', u.maxContextTokens, L.maxContextTokens);
@@ -546,7 +560,7 @@ export class Session implements SchedulerClient {
     }
   }
 
-  private subscribeFfmpeg(input: InputState, source: string | PassThrough, opts: { inputFormat?: string; live?: boolean; stallTimeoutMs?: number }): void {
+  private subscribeFfmpeg(input: InputState, source: string | PassThrough | ConfinedSource, opts: { inputFormat?: string; live?: boolean; stallTimeoutMs?: number }): void {
     const size = this.engine.inputSize;
     const ack$ = input.live ? undefined : new Subject<void>();
     input.ack$ = ack$;
@@ -560,6 +574,9 @@ export class Session implements SchedulerClient {
       ...(ack$ ? { ack$, maxInFlightFrames: this.limits.maxQueuedFrames } : {}),
       ...(this.ffmpegPath ? { ffmpegPath: this.ffmpegPath } : {}),
       ...(this.env ? { env: this.env } : {}),
+      // Client-named sources, pushed containers too: nothing decodes past the pixel limit.
+      maxInputPixels: this.limits.maxInputPixels,
+      ...(this.sourcePolicy && typeof source === 'string' ? { policy: this.sourcePolicy } : {}),
       onEvent: (e) => this.ingestEvent(input, e),
     });
     input.sub = frames$.subscribe({
@@ -686,13 +703,20 @@ export class Session implements SchedulerClient {
     const fit = this.cfg.resize === 'pad' ? 'contain' : this.cfg.resize === 'stretch' ? 'fill' : 'cover';
     let img: { data: Buffer; info: { width: number; height: number } };
     try {
-      img = await sharp(job.bytes, { limitInputPixels: this.limits.maxJpegPixels, failOn: 'error' })
-        .removeAlpha()
-        .resize(size.width, size.height, { fit, background: { r: 127, g: 127, b: 127 }, kernel: 'cubic' })
-        .raw()
-        .toBuffer({ resolveWithObject: true });
+      img = await decodeJpeg(job.bytes, this.limits.maxInputPixels, job.capturePtsMs)
+        .then((pipeline) =>
+          pipeline
+            .removeAlpha()
+            .resize(size.width, size.height, { fit, background: { r: 127, g: 127, b: 127 }, kernel: 'cubic' })
+            .raw()
+            .toBuffer({ resolveWithObject: true }),
+        );
     } catch (e) {
-      job.settle(new WinnowError('WINNOW_ERR_CORRUPT_INPUT', `cannot decode the JPEG at ${job.capturePtsMs} ms: ${(e as Error).message}`, { cause: e, details: { ptsMs: job.capturePtsMs } }));
+      job.settle(
+        e instanceof WinnowError
+          ? e
+          : new WinnowError('WINNOW_ERR_CORRUPT_INPUT', `cannot decode the JPEG at ${job.capturePtsMs} ms: ${(e as Error).message}`, { cause: e, details: { ptsMs: job.capturePtsMs } }),
+      );
       return;
     }
     await this.enqueueWhenRoom(input, { index: 0, ptsMs: job.ptsMs, width: img.info.width, height: img.info.height, data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.length) }, 'timeline');
@@ -730,11 +754,15 @@ export class Session implements SchedulerClient {
    * applies its allow-lists before calling this). Live URLs reconnect and drop frames they cannot
    * keep up with; files pause instead.
    */
-  openSource(source: { url: string } | { path: string }, options: { live?: boolean } = {}): SourceDescription {
-    const target = 'url' in source ? source.url : source.path;
-    const liveGuess = 'url' in source && /^(rtsps?|rtmps?|srt|udp|rtp):/i.test(source.url);
+  openSource(source: { url: string } | { path: string } | ConfinedSource, options: { live?: boolean } = {}): SourceDescription {
+    const confined = isConfinedSource(source) ? source : undefined;
+    const url = confined ? confined.url : 'url' in source ? source.url : undefined;
+    const named = source as { url?: string; path?: string };
+    const target: string | ConfinedSource = confined ?? named.url ?? named.path ?? '';
+    const liveGuess = url !== undefined && /^(rtsps?|rtmps?|srt|udp|rtp):/i.test(url);
     const live = options.live ?? liveGuess;
-    const desc: SourceDescription = 'url' in source ? { kind: 'url', url: redactUrl(source.url), live } : { kind: 'path', path: source.path, live };
+    const desc: SourceDescription =
+      url !== undefined ? { kind: 'url', url: confined ? confined.label : redactUrl(url), live } : { kind: 'path', path: confined ? confined.label : (source as { path: string }).path, live };
     const input = this.beginInput(desc, 'source', live);
     try {
       this.subscribeFfmpeg(input, target, { live });

@@ -1,7 +1,7 @@
 // Shared helpers for the ingest tests: generate small videos with ffmpeg's lavfi sources into a temp dir,
 // collect frames, and check that no ffmpeg process outlives its stream.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -112,12 +112,26 @@ export function collect(make: (onEvent: (e: IngestEvent) => void) => Observable<
   });
 }
 
+const HAS_PROC = existsSync('/proc/self/stat');
+
+/**
+ * Whether `pid` is a running process. A zombie (exited, not reaped) is not: a process whose parent died is
+ * re-parented to PID 1, and PID 1 on some machines (this test VM's among them) never reaps, so a killed
+ * orphan stays in the table as state Z forever.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (!HAS_PROC) return true;
+  try {
+    // /proc/PID/stat: "pid (comm) S …"; comm may contain spaces and parentheses, the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false; // gone between the two checks
   }
 }
 

@@ -8,7 +8,7 @@ import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CLIENT_EVENT_TYPES,
-  SourcePolicy,
+  WebhookPolicy,
   WebhookSender,
   clientEventJsonSchemas,
   parseClientEvent,
@@ -21,6 +21,7 @@ import {
   DEFAULT_LIMITS,
 } from '../../src/stream/index.js';
 import { bearerFrom } from '../../src/stream/access.js';
+import { SourcePolicy } from '../../src/ingest/index.js';
 import { repoRoot, tempDir } from './helpers.js';
 
 test('parseClientEvent: valid events parse; each failure has a reason and keeps event_id', () => {
@@ -67,7 +68,7 @@ test('JSON Schemas exist for every event and docs/protocol.md carries the curren
   assert.equal(validateServerEvent({ type: 'made.up' }).ok, false);
 });
 
-test('SourcePolicy: real paths under the roots only; .., symlink escapes and unknown files refused', async () => {
+test('the server\'s policies: real paths under symlinked roots only; .., symlink escapes and unknown files refused; schemes; webhooks', async () => {
   const { dir, cleanup } = await tempDir('winnow-policy-');
   try {
     const root = join(dir, 'root');
@@ -77,20 +78,24 @@ test('SourcePolicy: real paths under the roots only; .., symlink escapes and unk
     await symlink(join(dir, 'outside.mp4'), join(root, 'link-out.mp4'));
     await symlink(join(root, 'sub', 'a.mp4'), join(root, 'link-in.mp4'));
     await symlink(root, join(dir, 'root-link'));
-    const p = new SourcePolicy({ allowPaths: [join(dir, 'root-link')], allowUrlSchemes: ['RTSP', 'https:'], allowWebhookOrigins: ['http://127.0.0.1:9000'] });
-    assert.equal(await p.checkPath(join(root, 'sub', 'a.mp4')), join(root, 'sub', 'a.mp4'));
-    assert.equal(await p.checkPath('sub/a.mp4'), join(root, 'sub', 'a.mp4'));
-    assert.equal(await p.checkPath('link-in.mp4'), join(root, 'sub', 'a.mp4'));
+    const p = new SourcePolicy({ allowPaths: [join(dir, 'root-link')], allowUrlSchemes: ['RTSP', 'https:'] });
+    const real = async (path: string): Promise<string | undefined> => (await p.confine({ path })).path;
+    assert.equal(await real(join(root, 'sub', 'a.mp4')), join(root, 'sub', 'a.mp4'));
+    assert.equal(await real('sub/a.mp4'), join(root, 'sub', 'a.mp4'));
+    assert.equal(await real('link-in.mp4'), join(root, 'sub', 'a.mp4'));
     for (const bad of ['link-out.mp4', join(dir, 'outside.mp4'), 'sub/../../outside.mp4', '../outside.mp4', 'sub/../a.mp4', 'nope.mp4', '/etc/passwd', 'a\0b']) {
-      await assert.rejects(p.checkPath(bad), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' }, bad);
+      await assert.rejects(p.confine({ path: bad }), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' }, bad);
     }
-    await assert.rejects(new SourcePolicy().checkPath(join(root, 'sub', 'a.mp4')), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' });
-    assert.equal(p.checkUrl('rtsp://cam.local/stream'), 'rtsp://cam.local/stream');
-    assert.equal(p.checkUrl('https://x.example/v.mp4'), 'https://x.example/v.mp4');
-    for (const bad of ['http://x.example/v.mp4', 'file:///etc/passwd', 'rtmp://x/y']) assert.throws(() => p.checkUrl(bad), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' }, bad);
-    assert.throws(() => p.checkUrl('not a url'), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
-    p.checkWebhook('http://127.0.0.1:9000/hook?x=1');
-    assert.throws(() => p.checkWebhook('http://127.0.0.1:9001/hook'), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' });
+    await assert.rejects(new SourcePolicy().confine({ path: join(root, 'sub', 'a.mp4') }), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' });
+    assert.equal((await p.confine({ url: 'rtsp://cam.local/stream' })).url, 'rtsp://cam.local/stream');
+    assert.equal((await p.confine({ url: 'https://x.example/v.mp4' })).url, 'https://x.example/v.mp4');
+    for (const bad of ['http://x.example/v.mp4', 'file:///etc/passwd', 'rtmp://x/y', 'not a url', 'https:/../../etc/passwd']) {
+      await assert.rejects(p.confine({ url: bad }), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' }, bad);
+    }
+    const hooks = new WebhookPolicy(['http://127.0.0.1:9000']);
+    hooks.check('http://127.0.0.1:9000/hook?x=1');
+    assert.throws(() => hooks.check('http://127.0.0.1:9001/hook'), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' });
+    assert.throws(() => hooks.check('not a url'), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
   } finally {
     await cleanup();
   }

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { codebookCheckOption, type EncoderCheckPolicy } from './options.js';
 import { WinnowError, isWinnowError } from '../../errors.js';
 import type { VideoSource } from '../../ingest/types.js';
+import type { SourcePolicy } from '../../ingest/confine.js';
 
 import { packageRoot } from '../../package-root.js';
 export { packageRoot };
@@ -34,6 +35,13 @@ export interface AskCommandOptions {
   threads?: number;
   executionProvider?: 'cpu' | 'cuda' | 'auto';
   progress?: boolean;
+  /**
+   * Library callers that pass on a source someone else named: the same confinement as `winnow serve`
+   * (roots, URL schemes, playlists; see ingest's SourcePolicy). Default none: the caller is trusted.
+   */
+  sourcePolicy?: SourcePolicy;
+  /** Largest decoded picture, pixels (ffmpeg `max_pixels`). Default: openVideo's (8192²). */
+  maxInputPixels?: number;
 }
 
 export interface AskAnswer {
@@ -158,13 +166,17 @@ export class AskPipeline {
   }
 
   /** Decodes, encodes, prunes and appends every sampled frame of `source`, then answers `questions`. */
-  async run(source: VideoSource, questions: readonly string[], io: AskIo): Promise<AskAnswer[]> {
+  async run(named: VideoSource, questions: readonly string[], io: AskIo): Promise<AskAnswer[]> {
     if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'the ask pipeline is closed');
     const { signal } = io;
     const { opts, folder, pruner } = this;
     const { encode } = await import('../../encode/encode.js');
     const { prune } = await import('../../prune/pruner.js');
     const ingest = await import('../../ingest/index.js');
+    // Under a policy the probe and the decode both get the confined source, never the given string.
+    const policy = opts.sourcePolicy;
+    const source: VideoSource =
+      policy && typeof named === 'string' ? await policy.confine(ingest.isUrlString(named) ? { url: named } : { path: named }, signal) : named;
     const rx = await import('rxjs');
     pruner.resetSource();
     const ctx = this.lm.createContext(opts.maxContextTokens ? { maxContextTokens: opts.maxContextTokens } : {});
@@ -176,7 +188,7 @@ export class AskPipeline {
         io.log(`note: context full, evicted ${e.frames} oldest frames (${e.tokens} tokens); oldest kept t=${Math.floor((e.oldestPtsMs ?? 0) / 1000)}s`);
       });
       // Probing would consume a stream and block on a device: only files and URLs are probed.
-      const probe = typeof source === 'string' ? await ingest.probe(source, { signal, inputFormat: opts.inputFormat }).catch(() => null) : null;
+      const probe = typeof source === 'string' || ingest.isConfinedSource(source) ? await ingest.probe(source, { signal, inputFormat: opts.inputFormat }).catch(() => null) : null;
       const isStill = probe?.isStill ?? false;
       const pre = folder.preprocess;
       // Let ffmpeg do the model's fit-and-pad resize (the same filter the training data went through).
@@ -195,6 +207,8 @@ export class AskPipeline {
           ...(size ? { size, resize: 'pad' as const } : {}),
           ...(opts.maxFrames ? { maxFrames: opts.maxFrames } : {}),
           ...(opts.inputFormat ? { inputFormat: opts.inputFormat } : {}),
+          ...(policy ? { policy } : {}),
+          ...(opts.maxInputPixels ? { maxInputPixels: opts.maxInputPixels } : {}),
           ack$,
           maxInFlightFrames: 8,
           signal,

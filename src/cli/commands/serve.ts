@@ -38,6 +38,15 @@ interface ServeOptions {
   threads?: number;
   executionProvider?: 'cpu' | 'cuda' | 'auto';
   examples?: boolean;
+  limit: Record<string, number>;
+}
+
+/** `--limit name=value`: any limit of docs/protocol.md by its name (checked by resolveLimits). */
+function limitPair(v: string, prev: Record<string, number>): Record<string, number> {
+  const m = /^([A-Za-z]+)=(.+)$/.exec(v.trim());
+  const n = m ? Number(m[2]) : Number.NaN;
+  if (!m || !Number.isFinite(n)) throw new InvalidArgumentError('--limit takes NAME=NUMBER, e.g. --limit startGraceMs=5000');
+  return { ...prev, [m[1]]: n };
 }
 
 export function registerServe(program: Command): void {
@@ -61,6 +70,7 @@ export function registerServe(program: Command): void {
     .option('--max-context-tokens <n>', 'KV-cache budget per session (default 4096)', positiveInt('--max-context-tokens'))
     .option('--max-question-chars <n>', 'longest question or standing question, characters (default 2000)', positiveInt('--max-question-chars'))
     .option('--max-new-tokens <n>', 'longest answer, tokens; sessions may ask for less (default 128)', positiveInt('--max-new-tokens'))
+    .option('--limit <name=value>', 'any server limit by name, e.g. startGraceMs=5000 (repeatable; docs/protocol.md lists them)', limitPair, {})
     .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
     .addOption(new Option('--execution-provider <ep>', 'where the model runs: cuda fails if onnxruntime cannot create it, auto falls back to cpu').choices(['cpu', 'cuda', 'auto']).default('auto'))
     .addOption(new Option('--examples', 'serve examples/webcam.html at /examples/webcam.html'))
@@ -69,6 +79,7 @@ export function registerServe(program: Command): void {
       const { createServer } = await import('../../stream/index.js');
       const token = opts.token ?? process.env.WINNOW_TOKEN;
       const limits = {
+        ...opts.limit,
         ...(opts.maxSessions ? { maxSessions: opts.maxSessions } : {}),
         ...(opts.maxQueuedFrames ? { maxQueuedFrames: opts.maxQueuedFrames } : {}),
         ...(opts.idleTimeoutMs ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
