@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from model import GAP_FRAMES, MAX_ORDINAL, MIN_PATCHES, NUM_CLASSES, LmConfig, VitConfig
+from options import card_parameters
 from tok import Tokenizer, tokenizer_config
 
 NEG = -1e9
@@ -97,7 +98,7 @@ def _layer(layer, x, cos, sin, mask_add, past_k, past_v, half_kv=False):
 
 class DecoderExport(nn.Module):
     """decoder_model_merged: model.Lm's math (checked against it by export_all's reference outputs and
-    tools/default-model/compare_decoders.mjs), arranged for a long KV cache (see _layer)."""
+    tools/default-model/analysis/compare_decoders.mjs), arranged for a long KV cache (see _layer)."""
 
     def __init__(self, lm, half_kv=False):
         super().__init__()
@@ -542,8 +543,7 @@ def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fing
         "  pruning results are training-free.",
     ]
     if train_args:
-        keys = ["seed", "side_weight", "steps_a", "batch_a", "lr_a", "steps_a2", "lr_a2", "glob_weight", "steps_b", "steps_b1", "steps_b2", "lr_b2", "warmup_b2", "clip_frac_b2", "clip_last_b2", "rarity_b2", "entropy_family_scale", "family_weight_b2", "apart_weight_b2", "temporal_identity", "identity_init", "identity_lr_scale", "attn_entropy", "proj_aux", "still_batch", "clip_batch", "clip_frac", "lr_b", "vit_lr_scale", "threads"]
-        lines.append("- Parameters: " + ", ".join(f"{k}={train_args.get(k)}" for k in keys))
+        lines.append("- Parameters: " + card_parameters(train_args))
         resumed = [f"{k}={train_args[k]}" for k in ("resume_a1", "resume_a", "resume_b1") if train_args.get(k)]
         if resumed:
             lines.append("- Resumed from a saved checkpoint (the stages before it were not rerun): " + ", ".join(resumed))

@@ -2,19 +2,22 @@
 
     /usr/bin/python3 tools/default-model/train.py --shards DIR --eval-shards DIR --out models/winnow-tiny
 
+build.sh runs it with the shipped recipe (recipes/shipped.args); the flags are in options.py.
+
 Stage A: the vision tower learns dense labels the synthetic world gives for free (each patch's object
 class, object centres, coverage, patch coordinates; the image's object set from [CLS]; and, on every
 object token, scene facts: objects of its shape, objects in all, its place from the left).
 Stage B: the vision tower is frozen (as LLaVA freezes CLIP) and the projector + LM learn the world's
 questions on full token sequences (no token dropping: pruning stays training-free).
 """
-import argparse
 import json
 import math
 import os
 import random
 import sys
 import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import torch
@@ -23,13 +26,11 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import Shards, to_pixels  # noqa: E402
 from model import NUM_CLASSES, LmConfig, VitConfig, WinnowTiny, pool2x2, track_ordinals  # noqa: E402
+from options import build_parser  # noqa: E402
 from tok import NUMBERS, Tokenizer  # noqa: E402
 
 FAMILIES = ["F1", "F2", "F3", "F4", "C1", "V1", "V2", "V3"]
 NEG = -1e9
-# Stage B phase 2 (attention-entropy phase): steps and penalty weight.
-STEPS_B2 = 400
-ATTN_ENTROPY = 0.02
 
 
 def log(*a):
@@ -475,19 +476,6 @@ def entropy_row_weights(seqs, block, family_scale):
     return rows
 
 
-def parse_family_scale(text):
-    """argparse type: "F4=4,F2=2" -> {"F4": 4.0, "F2": 2.0}; a malformed part fails at parse time."""
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        fam, sep, k = part.partition("=")
-        try:
-            out[fam.strip()] = float(k)
-            assert sep and fam.strip() and out[fam.strip()] >= 0
-        except (ValueError, AssertionError):
-            raise argparse.ArgumentTypeError(f"expected FAM=K with K >= 0, got {part!r}") from None
-    return out
-
-
 def lm_loss(model, seqs, stats=None, family_scale=None):
     """Next-token loss on the answers. With `stats` (a dict) also the mean attention entropy of the
     question and answer tokens over all layers and heads, in stats["entropy"] (a tensor with grad);
@@ -547,34 +535,65 @@ def make_clip_batch(model, tok, data, vids, rng, max_frames, cache=None, answer_
     return seqs
 
 
-def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr, rng, max_frames, ckpt_dir=None, ckpt_every=250, vit_lr_scale=0.0, cache_features=False, proj_aux_weight=0.0, clip_from_start=False, stop_at=None, ckpt_name="stage_b_last.pt", attn_entropy=0.0, warmup=100, answer_weight=None, clip_last_frac=0.5, entropy_scale=None, resume=None, average_from=None, identity_lr_scale=1.0):
-    """vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
+@dataclass
+class StageB:
+    """The settings of one stage-B schedule (phase 1, or phase 2 on a fresh schedule); main() fills
+    them from the flags.
+
+    vit_lr_scale > 0 fine-tunes the vision tower on still batches (clip batches keep it fixed:
     backpropagating through 30 frames costs too much here). cache_features (frozen tower only) runs the
     tower once over all training frames instead of in every step.
 
-    Every ckpt_every steps it also writes <ckpt_name>_resume.pt: the model, the optimizer's moments,
-    the batch sampler's state and the next step. `resume` (that dict) continues the schedule from
-    there, batch for batch as if it had not stopped: a stage B outlasts a session on this machine.
+    Every ckpt_every steps stage_b also writes <ckpt_name>_resume.pt: the model, the optimizer's
+    moments, the batch sampler's state and the next step.
 
     average_from (a step) also keeps the uniform average of the trained weights over every step from
     there on and writes it to <ckpt_name>_avg.pt at the end (weight averaging, as in SWA)."""
-    finetune = vit_lr_scale > 0
-    if cache_features and finetune:
+
+    steps: int  # length of the learning-rate schedule (warm-up, cosine)
+    still_batch: int
+    clip_batch: int
+    clip_frac_max: float  # share of clip batches (from 20 % of the steps on, or from the first with clip_from_start)
+    lr: float
+    max_frames: int
+    ckpt_dir: Optional[str] = None
+    ckpt_every: int = 250
+    vit_lr_scale: float = 0.0
+    cache_features: bool = False
+    proj_aux_weight: float = 0.0
+    clip_from_start: bool = False
+    stop_at: Optional[int] = None  # stop before this step (phase 1 ends inside its schedule)
+    ckpt_name: str = "stage_b_last.pt"
+    attn_entropy: float = 0.0
+    warmup: int = 100
+    answer_weight: Optional[Callable[[dict], float]] = None
+    clip_last_frac: float = 0.5
+    entropy_scale: Optional[Dict[str, float]] = None
+    average_from: Optional[int] = None
+    identity_lr_scale: float = 1.0
+
+
+def stage_b(model, tok, data, plan, rng, resume=None):
+    """Trains the projector and LM (and the temporal identity, if any) on one StageB schedule, drawing
+    batches from `rng`. `resume` (a dict written every plan.ckpt_every steps) continues the schedule
+    from there, batch for batch as if it had not stopped: a stage B outlasts a session on this machine."""
+    finetune = plan.vit_lr_scale > 0
+    if plan.cache_features and finetune:
         raise ValueError("--cache-features needs a frozen vision tower (--vit-lr-scale 0)")
     model.vit.freeze_bn = True
     model.train()
     for p in model.vit.parameters():
         p.requires_grad_(finetune)
-    params = list(model.projector.parameters()) + list(model.lm.parameters()) + (list(model.proj_heads.parameters()) if proj_aux_weight > 0 else [])
+    params = list(model.projector.parameters()) + list(model.lm.parameters()) + (list(model.proj_heads.parameters()) if plan.proj_aux_weight > 0 else [])
     groups = [{"params": params, "scale": 1.0}]
     if model.identity is not None:
-        groups.append({"params": list(model.identity.parameters()), "scale": identity_lr_scale})
+        groups.append({"params": list(model.identity.parameters()), "scale": plan.identity_lr_scale})
         params = params + groups[-1]["params"]
     if finetune:
-        groups.append({"params": list(model.vit.parameters()) + list(model.heads.parameters()), "scale": vit_lr_scale})
+        groups.append({"params": list(model.vit.parameters()) + list(model.heads.parameters()), "scale": plan.vit_lr_scale})
         params = params + groups[1]["params"]
-    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-    cache = FeatureCache(model, data, path=os.path.join(ckpt_dir, "feature_cache.pt") if ckpt_dir else None) if cache_features else None
+    opt = torch.optim.AdamW(groups, lr=plan.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    cache = FeatureCache(model, data, path=os.path.join(plan.ckpt_dir, "feature_cache.pt") if plan.ckpt_dir else None) if plan.cache_features else None
     model.train()
     t0 = time.time()
     ema = {}
@@ -584,43 +603,43 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
         rng.setstate(resume["rng"])
         ema = dict(resume["ema"])
         first = resume["step"]
-        log(f"B resumed at step {first}/{steps}")
-    resume_path = os.path.join(ckpt_dir, ckpt_name[: -len(".pt")] + "_resume.pt") if ckpt_dir else None
-    if average_from is not None and resume is not None:
+        log(f"B resumed at step {first}/{plan.steps}")
+    resume_path = os.path.join(plan.ckpt_dir, plan.ckpt_name[: -len(".pt")] + "_resume.pt") if plan.ckpt_dir else None
+    if plan.average_from is not None and resume is not None:
         raise ValueError("weight averaging does not survive a resume")
     avg, n_avg = None, 0
-    for step in range(first, steps):
-        lr_now = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+    for step in range(first, plan.steps):
+        lr_now = plan.lr * min(1.0, (step + 1) / plan.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / plan.steps)))
         for pg in opt.param_groups:
             pg["lr"] = lr_now * pg["scale"]
         # Videos come in after the model has learned to read single frames.
-        if stop_at is not None and step >= stop_at:
+        if plan.stop_at is not None and step >= plan.stop_at:
             break
-        clip_frac = clip_frac_max if clip_from_start or step >= steps * 0.2 else 0.0
+        clip_frac = plan.clip_frac_max if plan.clip_from_start or step >= plan.steps * 0.2 else 0.0
         if len(data.videos) and rng.random() < clip_frac:
             kind = "clip"
-            seqs = make_clip_batch(model, tok, data, [rng.randrange(len(data.videos)) for _ in range(clip_batch)], rng, max_frames, cache, answer_weight, clip_last_frac)
+            seqs = make_clip_batch(model, tok, data, [rng.randrange(len(data.videos)) for _ in range(plan.clip_batch)], rng, plan.max_frames, cache, plan.answer_weight, plan.clip_last_frac)
         else:
             kind = "still"
-            idx = np.array([rng.randrange(len(data.stills)) for _ in range(still_batch)])
+            idx = np.array([rng.randrange(len(data.stills)) for _ in range(plan.still_batch)])
             aux = {} if finetune else None
-            pa = {} if proj_aux_weight > 0 else None
-            seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux, cache=cache, proj_aux=pa, answer_weight=answer_weight)
-        st = {} if attn_entropy > 0 else None
-        loss = lm_loss(model, seqs, st, entropy_scale)
+            pa = {} if plan.proj_aux_weight > 0 else None
+            seqs = make_still_batch(model, tok, data, idx, rng, grad_vit=finetune, aux=aux, cache=cache, proj_aux=pa, answer_weight=plan.answer_weight)
+        st = {} if plan.attn_entropy > 0 else None
+        loss = lm_loss(model, seqs, st, plan.entropy_scale)
         if st is not None:
             ema["entropy"] = st["entropy"].item() if "entropy" not in ema else 0.95 * ema["entropy"] + 0.05 * st["entropy"].item()
-            loss = loss + attn_entropy * st["entropy"]
-        if kind == "still" and proj_aux_weight > 0:
+            loss = loss + plan.attn_entropy * st["entropy"]
+        if kind == "still" and plan.proj_aux_weight > 0:
             ema["proj_aux"] = pa["loss"].item() if "proj_aux" not in ema else 0.95 * ema["proj_aux"] + 0.05 * pa["loss"].item()
-            loss = loss + proj_aux_weight * pa["loss"]
+            loss = loss + plan.proj_aux_weight * pa["loss"]
         if kind == "still" and finetune:
             loss = loss + 0.3 * aux["loss"]
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        if average_from is not None and step >= average_from:
+        if plan.average_from is not None and step >= plan.average_from:
             with torch.no_grad():
                 # Only what this stage trains: the frozen tower would average to itself every step.
                 if avg is None:
@@ -632,17 +651,17 @@ def stage_b(model, tok, data, steps, still_batch, clip_batch, clip_frac_max, lr,
                         if k in avg:
                             avg[k] += (p.detach().double() - avg[k]) / n_avg
         ema[kind] = loss.item() if kind not in ema else 0.95 * ema[kind] + 0.05 * loss.item()
-        if ckpt_dir and step > 0 and step % ckpt_every == 0:
-            torch.save(model.state_dict(), os.path.join(ckpt_dir, ckpt_name))
+        if plan.ckpt_dir and step > 0 and step % plan.ckpt_every == 0:
+            torch.save(model.state_dict(), os.path.join(plan.ckpt_dir, plan.ckpt_name))
             tmp_path = resume_path + ".tmp"
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(), "ema": ema, "step": step + 1, "steps": steps}, tmp_path)
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.getstate(), "ema": ema, "step": step + 1, "steps": plan.steps}, tmp_path)
             os.replace(tmp_path, resume_path)
-        if step % 50 == 0 or step == steps - 1:
-            log(f"B {step}/{steps} {kind} loss {loss.item():.4f} ema {json.dumps({k: round(v, 4) for k, v in ema.items()})} lr {lr_now:.2e} {time.time()-t0:.0f}s")
-    if avg is not None and ckpt_dir:
+        if step % 50 == 0 or step == plan.steps - 1:
+            log(f"B {step}/{plan.steps} {kind} loss {loss.item():.4f} ema {json.dumps({k: round(v, 4) for k, v in ema.items()})} lr {lr_now:.2e} {time.time()-t0:.0f}s")
+    if avg is not None and plan.ckpt_dir:
         sd = model.state_dict()
-        torch.save({k: (avg[k].to(v.dtype) if k in avg else v) for k, v in sd.items()}, os.path.join(ckpt_dir, ckpt_name[: -len(".pt")] + "_avg.pt"))
-        log(f"B weights averaged over the last {n_avg} steps -> {ckpt_name[: -len('.pt')]}_avg.pt")
+        torch.save({k: (avg[k].to(v.dtype) if k in avg else v) for k, v in sd.items()}, os.path.join(plan.ckpt_dir, plan.ckpt_name[: -len(".pt")] + "_avg.pt"))
+        log(f"B weights averaged over the last {n_avg} steps -> {plan.ckpt_name[: -len('.pt')]}_avg.pt")
 
 
 # ---------------------------------------------------------------- evaluation
@@ -739,63 +758,7 @@ def evaluate(model, tok, data, max_stills, max_videos, seed=0):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--shards", required=True)
-    ap.add_argument("--eval-shards", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--work", default="tools/default-model/runs/latest")
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps-a", type=int, default=1000)
-    ap.add_argument("--batch-a", type=int, default=32)
-    ap.add_argument("--lr-a", type=float, default=2e-3)
-    ap.add_argument("--steps-a2", type=int, default=1200, help="stage A phase 2 (0 = none): a fresh schedule from --lr-a2 with the scene-fact labels added at --glob-weight")
-    ap.add_argument("--lr-a2", type=float, default=1e-3)
-    ap.add_argument("--glob-weight", type=float, default=1.0)
-    ap.add_argument("--side-weight", type=float, default=0.0, help="phase A2: weight of a fourth scene fact, the side of the mid-line each object token's object lies on (0 = off, the shipped recipe; at 1.0 stage B learned far slower, MODEL_CARD notes)")
-    ap.add_argument("--steps-b", type=int, default=3000)
-    ap.add_argument("--still-batch", type=int, default=16)
-    ap.add_argument("--clip-batch", type=int, default=4)
-    ap.add_argument("--clip-frac", type=float, default=0.5)
-    ap.add_argument("--max-frames", type=int, default=30)
-    ap.add_argument("--lr-b", type=float, default=1.5e-3)
-    ap.add_argument("--vit-lr-scale", type=float, default=0.0, help="fine-tune the vision tower in stage B on still batches (0 = frozen; > 0 needs --no-cache-features)")
-    ap.add_argument("--cache-features", action=argparse.BooleanOptionalAction, default=True, help="stage B: run the frozen vision tower once over all frames (needs --vit-lr-scale 0)")
-    ap.add_argument("--max-stills", type=int, default=None)
-    ap.add_argument("--max-videos", type=int, default=None)
-    ap.add_argument("--eval-stills", type=int, default=1000)
-    ap.add_argument("--eval-videos", type=int, default=100)
-    ap.add_argument("--skip-train", action="store_true", help="export an untrained model (layout check)")
-    ap.add_argument("--stop-after-a", action="store_true", help="train stage A on the stills, save WORK/stage_a.pt and exit (resume with --resume-a)")
-    ap.add_argument("--proj-aux", type=float, default=0.0, help="stage B phase 2: weight of the dense labels read back from the projected tokens (ProjectorHeads; the export before the cell embedding used 0.5)")
-    ap.add_argument("--steps-b1", type=int, default=3000, help="stage B phase 1: the first steps of the --steps-b schedule, LM loss only")
-    ap.add_argument("--steps-b2", type=int, default=STEPS_B2, help="stage B phase 2 (0 = none): a fresh schedule (optimizer, --warmup-b2, cosine from --lr-b2) with --attn-entropy and --proj-aux, videos from the first step")
-    ap.add_argument("--lr-b2", type=float, default=5e-4)
-    ap.add_argument("--warmup-b2", type=int, default=30)
-    ap.add_argument("--clip-frac-b2", type=float, default=0.25, help="stage B phase 2: share of clip batches (phase 1 has learned the videos; the stills carry most of the penalty's work)")
-    ap.add_argument("--attn-entropy", type=float, default=ATTN_ENTROPY, help="stage B phase 2: weight of the question and answer tokens' mean attention entropy (nats) added to the loss; label-free, full token sequences")
-    ap.add_argument("--clip-last-b2", type=float, default=0.5, help="stage B phase 2: share of clips that end at the video's last frame (the others end at a random frame; phase 1 uses 0.5). 0.9 with --steps-b2 800 --clip-frac-b2 0.5 lifted V3 to 90.7 %% but cost pruned video accuracy (MODEL_CARD notes)")
-    ap.add_argument("--entropy-family-scale", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies --attn-entropy on those question families' rows (e.g. F4=4); empty = every family alike")
-    ap.add_argument("--family-weight-b2", type=parse_family_scale, default="", help="stage B phase 2: FAM=K,... multiplies the answer loss of those question families by K, stills and clips (default: none)")
-    ap.add_argument("--rarity-b2", type=float, default=0.0, help="stage B phase 2: weight the answers (stills and clips; the default V3 exists only in clips) of --rarity-families by (most common answer's count / its count) ** this, at most --rarity-cap (0 = off)")
-    ap.add_argument("--apart-weight-b2", type=float, default=1.0, help="stage B phase 2: multiplies the answer loss of the V3 questions whose objects were never all present in one frame (the answer exceeds the most of that shape seen together; 1 = off)")
-    ap.add_argument("--extra-videos", action="append", default=[], help="stage B (both phases): also draw clips from the video shards in this folder (repeatable), e.g. `winnow synth --shards --video-mix apart-rich` ones")
-    ap.add_argument("--extra-videos-b2", action="append", default=[], help="stage B phase 2: also draw clips from the video shards in this folder (repeatable), e.g. `winnow synth --shards --video-mix apart-rich` ones; phase 1 never sees them")
-    ap.add_argument("--average-b2", type=float, default=0.0, help="stage B phase 2: also write WORK/stage_b2_last_avg.pt, the uniform average of the weights over the last this share of phase-2 steps (0 = off; the export uses the last weights either way)")
-    ap.add_argument("--lm-layers", type=int, help="LM depth (default: model.LmConfig, 4; with --from-checkpoint, the checkpoint's)")
-    ap.add_argument("--lm-grow", default="", help="with --resume-b1: layer indices (of the --lm-layers-deep LM) to insert as new layers that start as identities, e.g. 4 appends one to a 4-layer phase-1 LM")
-    ap.add_argument("--rarity-families", default="V3")
-    ap.add_argument("--rarity-cap", type=float, default=4.0)
-    ap.add_argument("--resume-b1", help="checkpoint after stage B phase 1 (WORK/stage_b1.pt) to start phase 2 from")
-    ap.add_argument("--resume-b1-state", help="WORK/stage_b1_last_resume.pt (written every --ckpt-every-b steps of phase 1): continue phase 1 exactly where it stopped, then phase 2")
-    ap.add_argument("--ckpt-every-b", type=int, default=250, help="stage B: steps between checkpoints (and resume states)")
-    ap.add_argument("--resume-a", help="checkpoint after stage A to start from")
-    ap.add_argument("--resume-a1", help="checkpoint after stage A phase 1 (WORK/stage_a1.pt) to run phase A2 and stage B from")
-    ap.add_argument("--from-checkpoint", help="skip training: evaluate and export this state dict")
-    ap.add_argument("--identity-init", type=float, default=0.0, help="with --temporal-identity: start each ordinal's vector as a random direction of this norm (seeded; 0 = zeros, the phase-1 function). Object tokens' projected norm is ~18: zero-initialised vectors reached norm 0.2 after 500 steps and the LM ignored them")
-    ap.add_argument("--identity-lr-scale", type=float, default=1.0, help="with --temporal-identity: learning-rate multiplier of the ordinal vectors")
-    ap.add_argument("--temporal-identity", action="store_true", help="video frames carry each object token's appearance ordinal (model.TemporalIdentity, learned in stage B from zeros; with --resume-b1 a phase 2 adds it to a phase-1 model); a --from-checkpoint that holds one always uses it")
-    args = ap.parse_args()
+    args = build_parser().parse_args()
 
     grow = sorted(int(x) for x in args.lm_grow.split(",")) if args.lm_grow else []
     if args.lm_layers is not None:
@@ -879,7 +842,8 @@ def main():
             # The temporal identity comes in phase 2 only, as in the shipped recipe (phase 2 resumed
             # from side025_stage_b1.pt, a phase 1 without it).
             model.identity = None
-            stage_b(model, tok, data, args.steps_b, args.still_batch, args.clip_batch, args.clip_frac, args.lr_b, py_rng, args.max_frames, stop_at=args.steps_b1, ckpt_name="stage_b1_last.pt", resume=resume_b1, **common)
+            phase_1 = StageB(steps=args.steps_b, still_batch=args.still_batch, clip_batch=args.clip_batch, clip_frac_max=args.clip_frac, lr=args.lr_b, max_frames=args.max_frames, stop_at=args.steps_b1, ckpt_name="stage_b1_last.pt", **common)
+            stage_b(model, tok, data, phase_1, py_rng, resume=resume_b1)
             model.identity = identity
             torch.save(model.state_dict(), os.path.join(args.work, "stage_b1.pt"))
         if identity is not None and args.identity_init > 0 and args.steps_b2 > 0:
@@ -902,7 +866,26 @@ def main():
             if args.apart_weight_b2 != 1.0:
                 apart_counts(data)
                 aw = apart_weight(args.apart_weight_b2, aw)
-            stage_b(model, tok, data, args.steps_b2, args.still_batch, args.clip_batch, args.clip_frac_b2, args.lr_b2, random.Random(args.seed + 2), args.max_frames, proj_aux_weight=args.proj_aux, clip_from_start=True, ckpt_name="stage_b2_last.pt", attn_entropy=args.attn_entropy, warmup=args.warmup_b2, answer_weight=aw, clip_last_frac=args.clip_last_b2, entropy_scale=args.entropy_family_scale, average_from=round(args.steps_b2 * (1 - args.average_b2)) if args.average_b2 > 0 else None, identity_lr_scale=args.identity_lr_scale, **common)
+            phase_2 = StageB(
+                steps=args.steps_b2,
+                still_batch=args.still_batch,
+                clip_batch=args.clip_batch,
+                clip_frac_max=args.clip_frac_b2,
+                lr=args.lr_b2,
+                max_frames=args.max_frames,
+                proj_aux_weight=args.proj_aux,
+                clip_from_start=True,
+                ckpt_name="stage_b2_last.pt",
+                attn_entropy=args.attn_entropy,
+                warmup=args.warmup_b2,
+                answer_weight=aw,
+                clip_last_frac=args.clip_last_b2,
+                entropy_scale=args.entropy_family_scale,
+                average_from=round(args.steps_b2 * (1 - args.average_b2)) if args.average_b2 > 0 else None,
+                identity_lr_scale=args.identity_lr_scale,
+                **common,
+            )
+            stage_b(model, tok, data, phase_2, random.Random(args.seed + 2))
         torch.save(model.state_dict(), os.path.join(args.work, "stage_b.pt"))
         train_info = {"stage_a_s": round(t_a - t_start), "stage_b_s": round(time.time() - t_a)}
         del data

@@ -1,6 +1,6 @@
 """Average the weights of stage-B checkpoints that share one start (a "model soup": phase 2s from the
 same phase-1 end, e.g. with other seeds), for evaluation and export with train.py --from-checkpoint.
-  /usr/bin/python3 tools/default-model/soup.py A.pt B.pt [...] --out SOUP.pt [--weights 1,1,...]
+  /usr/bin/python3 tools/default-model/analysis/soup.py A.pt B.pt [...] --out SOUP.pt [--weights 1,1,...]
 Build-time only. Refuses checkpoints whose frozen vision towers differ: those do not share a start."""
 import argparse
 

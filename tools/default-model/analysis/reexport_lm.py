@@ -2,10 +2,10 @@
 with the current export.py, reading the LM weights back from the folder's ONNX initializers.
 
 Use it to give an existing model folder the current decoder layout without retraining:
-    /usr/bin/python3 tools/default-model/reexport_lm.py models/winnow-tiny /tmp/out
+    /usr/bin/python3 tools/default-model/analysis/reexport_lm.py models/winnow-tiny /tmp/out
 OUT gets onnx/embed_tokens.onnx and onnx/decoder_model_merged.onnx and their *_fp16 pair (float16
 weights and KV cache); the other files of SRC (configs, tokenizer, vision encoder) are copied unchanged.
-Then compare with: node tools/default-model/compare_decoders.mjs SRC OUT [--dtype fp16 --tol 0.05]
+Then compare with: node tools/default-model/analysis/compare_decoders.mjs SRC OUT [--dtype fp16 --tol 0.05]
 """
 import argparse
 import os
@@ -16,7 +16,8 @@ import onnx
 import torch
 from onnx import numpy_helper
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# model.py, tok.py and export.py sit one folder up, beside the build.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from model import Lm, LmConfig  # noqa: E402
 from tok import Tokenizer  # noqa: E402
 import export  # noqa: E402

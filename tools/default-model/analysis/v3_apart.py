@@ -1,13 +1,14 @@
 """V3 ("how many {shape}s appeared?") of a stage-B checkpoint on the evaluation videos, at each video's
 last frame, split by true answer and by whether the answer exceeds the most objects of that shape ever
 present together in one frame (objects that came one after another; train.apart_counts).
-  /usr/bin/python3 tools/default-model/v3_apart.py CHECKPOINT [--eval-shards DIR] [--threads N]
+  /usr/bin/python3 tools/default-model/analysis/v3_apart.py CHECKPOINT [--eval-shards DIR] [--threads N]
 Build-time analysis only (MODEL_CARD notes, "Why V3 stays below 90")."""
 import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# train.py and its modules sit one folder up, beside the build.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from train import LmConfig, Shards, Tokenizer, WinnowTiny, apart_counts, clip_features, clip_seq, lm_depth, load_checkpoint, score, torch  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 // Compares the decoder_model_merged of two model folders with onnxruntime-node: same inputs (random
 // embeddings, frame-shared positions, a random past of several lengths), max |diff| of logits and
 // present.*. A variant whose KV dtype is float16 is fed the same past rounded to float16.
-//   node tools/default-model/compare_decoders.mjs REF_DIR NEW_DIR [--dtype fp16] [--tol 1e-4]
+//   node tools/default-model/analysis/compare_decoders.mjs REF_DIR NEW_DIR [--dtype fp16] [--tol 1e-4]
 // Prints one line per case and exits 1 when a difference exceeds the tolerance.
 import * as ort from 'onnxruntime-node';
 import { join } from 'node:path';
