@@ -66,7 +66,7 @@ const buildSchema = z.object({
 
 /**
  * The paper's released codebooks, recognised by shape on import so their documented defaults
- * (METHOD.md) come along without flags.
+ * (docs/pruning.md) come along without flags.
  */
 const RELEASED: Array<{ count: number; dim: number; model: CodebookModelInfo; defaults: CodebookDefaults; imageCount: number }> = [
   { count: 454, dim: 4096, model: { name: 'llava-v1.5-7b', llmWidth: 4096 }, defaults: { strategy: 'threshold', tau: 0.45 }, imageCount: 500 },

@@ -1,5 +1,5 @@
 // Token-selection rules, each a pure function returning kept indices in ascending (original)
-// order. Semantics mirror the reference implementation (see /work/shared/METHOD.md), including
+// order. Semantics mirror the reference implementation (docs/pruning.md, "The method"), including
 // Python's round-half-to-even in round(L·r) and the strict "<" comparisons.
 import { WinnowError } from '../errors.js';
 

@@ -1,4 +1,4 @@
-/** Constants of the synthetic world v1 (../shared/SYNTHETIC_WORLD.md). */
+/** Constants of the synthetic world v1 (docs/default-model.md, "The synthetic world"). */
 export const CANVAS_WIDTH = 256;
 export const CANVAS_HEIGHT = 192;
 export const GRADIENT_AMPLITUDE = 20;

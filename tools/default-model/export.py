@@ -472,11 +472,25 @@ def carried_notes(path):
 
 def write_card(out_dir, config, metrics, train_args, train_info, eval_meta, fingerprint, verify, model, speed=None):
     n = lambda m: sum(p.numel() for p in m.parameters())
-    lines = [
-        "# winnow-tiny",
-        "",
-        "A small LLaVA-style vision-language model trained by the Winnow project on the synthetic world",
-        "(`../shared/SYNTHETIC_WORLD.md`), exported in the transformers.js / onnx-community folder layout.",
+    # The hand-written part of the card (what the model is and sees, how to rebuild it) is prose, not a
+    # measurement: an export keeps the one already in the folder and regenerates everything from
+    # "## Architecture" on.
+    card_path = os.path.join(out_dir, "MODEL_CARD.md")
+    preamble = None
+    if os.path.exists(card_path):
+        with open(card_path, encoding="utf-8") as f:
+            old = f.read()
+        if "\n## Architecture" in old:
+            preamble = old[: old.index("\n## Architecture")].rstrip("\n").split("\n")
+    if preamble is None:
+        preamble = [
+            "# winnow-tiny",
+            "",
+            "A small LLaVA-style vision-language model trained by the Winnow project on its synthetic world",
+            "(docs/default-model.md), exported in the transformers.js / onnx-community folder layout.",
+            "Rebuild: `bash tools/default-model/build.sh` (tools/default-model/README.md).",
+        ]
+    lines = preamble + [
         "",
         "## Architecture",
         f"- Vision tower: ViT, {VitConfig.image_size} px input, {VitConfig.patch_size} px patches "

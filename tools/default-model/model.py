@@ -306,7 +306,7 @@ def track_ordinals(classes, min_patches=MIN_PATCHES, gap_frames=GAP_FRAMES, max_
     gap_frames frames (or never seen) is a new object: its shape's count goes up by one and that count,
     capped at max_ordinal, is its ordinal for as long as it stays (gaps shorter than gap_frames are
     one object that the tower missed for a frame). Two objects present at once never share shape and
-    colour (SYNTHETIC_WORLD.md), so a class names one object at a time.
+    colour (docs/default-model.md, "The synthetic world"), so a class names one object at a time.
     Returns int64 [T, N]: each token's ordinal, 0 for background and for classes below min_patches.
     src/encode/tracker.ts implements the same rule for the runtime."""
     import numpy as np

@@ -108,7 +108,7 @@ def global_labels(lab, g):
     "left to right" must be assembled by the LM from attention shares over the whole frame, and
     those shares change when the background tokens are gone. A ViT token sees the whole image (as
     CLIP's do); these labels make it carry the scene facts itself. Full images, no dropping.
-    Objects present at once never share shape and colour (SYNTHETIC_WORLD.md), so a patch's class
+    Objects present at once never share shape and colour (docs/default-model.md), so a patch's class
     names its object."""
     cls, col = centre_columns(lab, g)
     S = cls.shape[0]

@@ -1,4 +1,4 @@
-// The three per-token experiments of the reference (METHOD.md "Building a codebook", steps 1-3)
+// The three per-token experiments of the reference (docs/codebooks.md, "Building", steps 1-3)
 // on one image's projected tokens, every forward pass batched.
 import { throwIfAborted } from '../../errors.js';
 import { JsdScratch, jsdTopK, topProbability } from './divergence.js';

@@ -1,4 +1,4 @@
-// Steps 4-6 of METHOD.md "Building a codebook": low-information tokens, the per-image small-cluster
+// Steps 4-6 of building a codebook (docs/codebooks.md, "Building"): low-information tokens, the per-image small-cluster
 // rule, and the global distinct-image rule, as the reference's dpcknn script applies them.
 import { deriveSeed, dpcKnn, seededRandom } from './dpc-knn.js';
 
