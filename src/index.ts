@@ -1,120 +1,49 @@
-// Public library surface. Each stage re-exports its own small public API.
+// The package root: the entry points a user starts from, then every stage as a namespace for the
+// rest (`import { ingest } from 'winnow'; ingest.buildScaleFilter(…)`). Helpers and internals stay
+// in their stage; `@internal` members are stripped from the published declarations.
+
+// Errors: one type, a stable `code`, `retryable`.
 export { WinnowError, isWinnowError } from './errors.js';
 export type { WinnowErrorCode, WinnowErrorOptions } from './errors.js';
-export type { Frame } from './ingest/types.js';
-export { openVideo, probe, resolveFfmpeg, resolveFfmpegPath, resolveFfprobePath, binaryVersion, buildScaleFilter, buildSelectFilter, DEFAULT_PAD_COLOR, SourcePolicy } from './ingest/index.js';
-export type {
-  FrameSize,
-  DeviceSource,
-  VideoSource,
-  ResizeMode,
-  OverflowPolicy,
-  ReconnectOptions,
-  FfmpegEnv,
-  FfmpegLocateOptions,
-  OpenVideoOptions,
-  IngestEvent,
-  ProbeResult,
-  ProbeOptions,
-  BinarySource,
-  ResolvedBinary,
-  ResolvedFfmpeg,
-  ConfinedSource,
-  SourcePolicyOptions,
-} from './ingest/index.js';
-export {
-  Pruner,
-  prune,
-  loadCodebook,
-  saveCodebook,
-  codebookNormStats,
-  checkCodebookEncoder,
-  createPrototypeIndex,
-  TemporalFilter,
-  thresholdStrategy,
-  ratioStrategy,
-  doubleSoftmaxStrategy,
-  randomStrategy,
-  poolStrategy,
-  clsStrategy,
-  readNpy,
-  writeNpy,
-} from './prune/index.js';
-export type {
-  EncodedFrame,
-  PrunedFrame,
-  PruneStats,
-  StrategyName,
-  Codebook,
-  PrototypeIndex,
-  PrototypeIndexOptions,
-  PrunerOptions,
-  PrunerLoadOptions,
-  PruneOperatorOptions,
-  EncoderCheckPolicy,
-  CodebookEncoderCheck,
-} from './prune/index.js';
-export { ModelFolder, loadModel, encode, finishVideoFrame, ObjectTracker, poolTokenGrid, rgbToNormalizedChw, normalizationTable, pixelValues } from './encode/index.js';
-export type {
-  LoadModelOptions,
-  ModelDtype,
-  ModelComponent,
-  ExecutionProviderOption,
-  ComponentSession,
-  VisionEncoderInfo,
-  ModelConfig,
-  TemporalIdentitySpec,
-  PreprocessPlan,
-  PoolingSpec,
-  EncodeOptions,
-  EncodeBatchStats,
-  RgbImage,
-} from './encode/index.js';
-export { LanguageModel, VideoContext, TextTokenizer, IncrementalDetokenizer, StopStringMatcher, TokenSampler, formatFrameMarker } from './llm/index.js';
-export type {
-  LanguageModelLoadOptions,
-  VisualFrame,
-  VideoContextOptions,
-  VideoContextEvents,
-  VideoContextStats,
-  AskOptions,
-  AnswerResult,
-  AppendResult,
-  EvictionEvent,
-  StopReason,
-  SamplingOptions,
-  ChatMessage,
-  LanguageModelConfig,
-  VisualPositionScheme,
-} from './llm/index.js';
-export {
-  createSession,
-  Session,
-  WinnowEngine,
-  createServer,
-  WinnowServer,
-  DEFAULT_LIMITS,
-  PROTOCOL_VERSION,
-  BEARER_PROTOCOL_PREFIX,
-  parseClientEvent,
-  clientEventJsonSchemas,
-} from './stream/index.js';
+
+// Sessions (the library API) and the WebSocket server behind `winnow serve`.
+export { createSession, Session, createServer, WinnowServer, WinnowEngine } from './stream/index.js';
 export type {
   SessionOptions,
   SessionConfig,
   SessionConfigUpdate,
   SessionEvents,
   SessionStats,
-  FrameProcessed,
-  WatchResult,
   Answer,
   AnswerDone,
-  SessionAskOptions,
-  VideoInput,
   EngineOptions,
   ServerOptions,
   StreamLimits,
   ClientEvent,
   ServerEvent,
-  VideoFormat,
 } from './stream/index.js';
+
+// Video in: any source → frames, and the confinement for sources someone else named.
+export { openVideo, probe, SourcePolicy } from './ingest/index.js';
+export type { Frame, VideoSource, OpenVideoOptions, ProbeResult, SourcePolicyOptions, ConfinedSource } from './ingest/index.js';
+
+// Models: the pipeline loaded once, or its parts.
+export { WinnowRuntime, resolveModel } from './runtime/index.js';
+export type { RuntimeOptions } from './runtime/index.js';
+export { ModelFolder, loadModel } from './encode/index.js';
+export type { LoadModelOptions, ExecutionProviderOption, EncodedFrame } from './encode/index.js';
+export { LanguageModel, VideoContext } from './llm/index.js';
+export type { LanguageModelLoadOptions, VideoContextOptions, AnswerResult } from './llm/index.js';
+
+// Pruning: the codebook and the pruner.
+export { Pruner, loadCodebook } from './prune/index.js';
+export type { Codebook, PrunedFrame, PrunerOptions, PrunerLoadOptions, StrategyName } from './prune/index.js';
+
+// Every stage, whole.
+export * as ingest from './ingest/index.js';
+export * as encoding from './encode/index.js';
+export * as pruning from './prune/index.js';
+export * as llm from './llm/index.js';
+export * as runtime from './runtime/index.js';
+export * as stream from './stream/index.js';
+export * as synth from './synth/index.js';

@@ -88,7 +88,7 @@ async function fill(ctx: VideoContext, seconds: number, kept: number, dim: numbe
 }
 
 async function main(): Promise<void> {
-  const lm = await LanguageModel.load(MODEL, { intraOpNumThreads: threads });
+  const lm = await LanguageModel.load(MODEL, { intraOpThreads: threads });
   const D = lm.runtime.contract.hiddenSize;
   const markerTokens = lm.tokenizer.encode(formatFrameMarker(lm.config.frameMarker, 300_000)).length;
   console.log(`model ${MODEL} (${threads} thread${threads > 1 ? 's' : ''}): D=${D}, ${lm.runtime.contract.numLayers} layers, KV ${lm.runtime.kvBytesPerToken} B/token (${lm.runtime.contract.kvDtype}), scheme ${lm.config.visualPositionScheme}`);

@@ -2,8 +2,9 @@
 // with a bounded number of batches in flight and output in input order.
 import { Observable, type OperatorFunction } from 'rxjs';
 import { WinnowError, abortError, toWinnowError } from '../errors.js';
+import { positiveInt } from '../util/validate.js';
 import type { Frame } from '../ingest/types.js';
-import type { PoolingSpec } from './config.js';
+import type { PoolingSpec } from '../model/config.js';
 import type { ModelFolder } from './model-folder.js';
 import { poolTokenGrid } from './pool.js';
 import { normalizationTable, preprocessInto } from './preprocess.js';
@@ -101,25 +102,20 @@ interface Slot {
   results: EncodedFrame[] | undefined;
 }
 
-function positiveInt(name: string, v: number, min: number): number {
-  if (!Number.isInteger(v) || v < min) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `${name} must be an integer ≥ ${min}, got ${v}`);
-  return v;
-}
-
 /**
  * Encodes frames with `model`'s vision encoder. Teardown (unsubscribe, error, `signal`) stops
  * scheduling, discards running batches' results once they finish (onnxruntime runs cannot be
  * interrupted) and disposes their tensors; the model itself stays open.
  */
 export function encode(model: ModelFolder, options: EncodeOptions = {}): OperatorFunction<Frame, EncodedFrame> {
-  const batchSize = positiveInt('batchSize', options.batchSize ?? 4, 1);
+  const batchSize = positiveInt('batchSize', options.batchSize ?? 4);
   const maxWaitMs = options.maxWaitMs ?? 50;
   if (!(maxWaitMs >= 0)) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `maxWaitMs must be ≥ 0, got ${maxWaitMs}`);
-  const maxInFlight = positiveInt('maxInFlightBatches', options.maxInFlightBatches ?? 2, 1);
-  const maxQueued = positiveInt('maxQueuedFrames', options.maxQueuedFrames ?? 64, 1);
+  const maxInFlight = positiveInt('maxInFlightBatches', options.maxInFlightBatches ?? 2);
+  const maxQueued = positiveInt('maxQueuedFrames', options.maxQueuedFrames ?? 64);
   const overflow = options.overflow ?? 'error';
   const pooling = options.video ? (options.pooling ?? videoPooling(model)) : undefined;
-  if (pooling) positiveInt('pooling.stride', pooling.stride, 1);
+  if (pooling) positiveInt('pooling.stride', pooling.stride);
   const identity = model.config.winnow.temporalIdentity;
 
   return (source) =>

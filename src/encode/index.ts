@@ -1,20 +1,26 @@
 // Public surface of the encode stage: model folders (shared with src/llm), preprocessing, the
-// encode operator and token-grid pooling.
-export { ModelFolder, loadModel, MODEL_COMPONENTS, DTYPE_SUFFIX, validateContract, tokenGrid } from './model-folder.js';
+// encode operator and token-grid pooling. What both model stages share (opening ONNX files, the
+// config.json schema, component contracts) lives in src/model and is re-exported here.
+export { ModelFolder, loadModel } from './model-folder.js';
+export type { LoadModelOptions, ModelFiles } from './model-folder.js';
+export { MODEL_COMPONENTS, DTYPE_SUFFIX, validateContract, parseModelConfig } from '../model/index.js';
 export type {
   ModelDtype,
   ModelComponent,
   ExecutionProviderOption,
   ExecutionProviderName,
-  LoadModelOptions,
   TensorSpec,
   ComponentSession,
-  VisionEncoderInfo,
-  VisionOutput,
-  ModelFiles,
-} from './model-folder.js';
-export { parseModelConfig, parsePreprocessorConfig, RESAMPLE_KERNEL } from './config.js';
-export type { ModelConfig, TemporalIdentitySpec, PreprocessPlan, PoolingSpec, PoolingMode, ResizeKernel, ResizeTarget } from './config.js';
+  ModelConfig,
+  GenerationConfig,
+  TemporalIdentitySpec,
+  PoolingSpec,
+  PoolingMode,
+} from '../model/index.js';
+export { tokenGrid } from './vision.js';
+export type { VisionEncoderInfo, VisionOutput } from './vision.js';
+export { parsePreprocessorConfig, RESAMPLE_KERNEL } from './preprocessor-config.js';
+export type { PreprocessPlan, ResizeKernel, ResizeTarget } from './preprocessor-config.js';
 export {
   normalizationTable,
   rgbToNormalizedChw,
@@ -31,3 +37,5 @@ export { encode, finishVideoFrame, videoPooling } from './encode.js';
 export { ObjectTracker } from './tracker.js';
 export type { EncodeOptions, EncodeBatchStats, EncodeOverflowPolicy } from './encode.js';
 export type { EncodedFrame } from './types.js';
+export { modelInputSize, offlineDecodeResize } from './input-size.js';
+export type { PictureSize } from './input-size.js';

@@ -1,7 +1,7 @@
 // Spatial pooling of a token grid (video mode). Tokens are [h·w, D] row-major in raster order;
 // the output grid is ceil(h/stride) × ceil(w/stride), also raster order.
 import { WinnowError } from '../errors.js';
-import type { PoolingSpec } from './config.js';
+import type { PoolingSpec } from '../model/config.js';
 
 export interface PooledGrid {
   tokens: Float32Array;

@@ -3,7 +3,7 @@
 // numeric part (rescale, normalize, HWC → CHW) is a pure function so tests can check numbers.
 import sharp from 'sharp';
 import { WinnowError, throwIfAborted } from '../errors.js';
-import type { PreprocessPlan } from './config.js';
+import type { PreprocessPlan } from './preprocessor-config.js';
 
 export interface RgbImage {
   width: number;

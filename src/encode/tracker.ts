@@ -5,7 +5,7 @@
 // is tools/default-model/model.py `track_ordinals`, which the model was trained with; the two must
 // stay identical.
 import { WinnowError } from '../errors.js';
-import type { TemporalIdentitySpec } from './config.js';
+import type { TemporalIdentitySpec } from '../model/config.js';
 
 /**
  * State of one video stream: O(classes) numbers, whatever the stream's length. Feed it the

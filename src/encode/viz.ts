@@ -4,7 +4,7 @@
 // renderer (librsvg), so no font handling here.
 import sharp, { type OverlayOptions } from 'sharp';
 import { WinnowError } from '../errors.js';
-import type { PreprocessPlan } from './config.js';
+import type { PreprocessPlan } from './preprocessor-config.js';
 import { geometricTransform, type RgbImage } from './preprocess.js';
 
 export interface TokenOverlay {

@@ -1,17 +1,15 @@
-// The evaluator: the `winnow ask` pipeline (same model folder, same ffmpeg fit-and-pad decode, same
-// encode operator, same Pruner and VideoContext) run over many scenes and pruning settings. Each
-// scene is decoded and encoded ONCE; its EncodedFrames are kept in memory while every config
-// prunes them, prefills them into a fresh video context and answers the scene's questions (all
-// questions of one moment share that context's video prefix).
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+// The evaluator: the `winnow ask` pipeline (the shared runtime: same model folder, same ffmpeg
+// fit-and-pad decode, same encode operator, same pruners and VideoContext) run over many scenes and
+// pruning settings. Each scene is decoded and encoded ONCE; its EncodedFrames are kept in memory
+// while every config prunes them, prefills them into a fresh video context and answers the
+// scene's questions (all questions of one moment share that context's video prefix).
 import { Subject, ignoreElements, lastValueFrom, tap } from 'rxjs';
-import { AskPipeline, DEFAULT_CODEBOOK, packageRoot } from '../cli/commands/ask.js';
-import { encode, type EncodedFrame } from '../encode/index.js';
+import type { EncodedFrame } from '../encode/index.js';
 import { WinnowError, throwIfAborted } from '../errors.js';
-import { openVideo, probe } from '../ingest/index.js';
+import { probe } from '../ingest/index.js';
 import type { VideoContext } from '../llm/index.js';
-import { Pruner, checkCodebookEncoder, createPrototypeIndex, loadCodebook, type EncoderCheckPolicy, type Codebook, type PrototypeIndex, type PrunerOptions } from '../prune/index.js';
+import type { Codebook, EncoderCheckPolicy, Pruner } from '../prune/index.js';
+import { WinnowRuntime, appendPruned, type PrunerSettings } from '../runtime/index.js';
 import type { QaPair } from '../synth/index.js';
 import type { AnswerRecord, EvalConfig, SceneConfigResult, SceneRef } from './types.js';
 
@@ -45,16 +43,16 @@ export interface Checkpoint {
   qa: QaPair[];
 }
 
-function prunerOptions(c: EvalConfig, randomSeed: number): PrunerOptions {
+function prunerSettings(c: EvalConfig, randomSeed: number): PrunerSettings {
   switch (c.strategy) {
     case 'none':
       return { strategy: 'none' };
     case 'threshold':
       return { strategy: 'threshold', tau: c.tau };
     case 'temporal':
-      return { strategy: 'none', temporal: { tau: c.temporalTau as number } };
+      return { strategy: 'none', temporal: c.temporalTau as number };
     case 'threshold+temporal':
-      return { strategy: 'threshold', tau: c.tau, temporal: { tau: c.temporalTau as number } };
+      return { strategy: 'threshold', tau: c.tau, temporal: c.temporalTau as number };
     case 'random':
       return { strategy: 'random', ratio: c.ratio, seed: randomSeed };
     default:
@@ -67,68 +65,59 @@ export class Evaluator {
   private closed = false;
 
   private constructor(
-    readonly pipeline: AskPipeline,
-    readonly codebook: Codebook | null,
-    private readonly index: PrototypeIndex | null,
-    readonly modelDir: string,
+    readonly runtime: WinnowRuntime,
     readonly fps: number,
     readonly randomSeed: number,
   ) {}
 
   static async load(opts: EvaluatorLoadOptions = {}): Promise<Evaluator> {
     const log = opts.log ?? (() => undefined);
-    const root = packageRoot();
-    const fps = opts.fps ?? 1;
-    // Same resolution rule as `winnow ask`: the bundled codebook goes with the bundled model.
-    let codebookPath = opts.codebook ? resolve(opts.codebook) : undefined;
-    if (!codebookPath && !opts.model && existsSync(join(root, DEFAULT_CODEBOOK))) codebookPath = join(root, DEFAULT_CODEBOOK);
-    const pipeline = await AskPipeline.load({ fps, model: opts.model, strategy: 'none', threads: opts.threads }, { log, signal: opts.signal });
-    let codebook: Codebook | null = null;
-    let index: PrototypeIndex | null = null;
-    try {
-      if (codebookPath) {
-        codebook = await loadCodebook(codebookPath, { signal: opts.signal });
-        const encoderFile = pipeline.folder.files.components.vision_encoder;
-        if (encoderFile) await checkCodebookEncoder(codebook, encoderFile, { policy: opts.codebookCheck, onWarning: (e) => log(`warning: ${e.message}`), signal: opts.signal });
-        index = await createPrototypeIndex(codebook.prototypes, codebook.count, codebook.dim, { signal: opts.signal });
-      } else {
-        log('note: no codebook (pass --codebook); codebook strategies are skipped');
-      }
-    } catch (e) {
-      await pipeline.close();
-      throw e;
-    }
-    return new Evaluator(pipeline, codebook, index, opts.model ? resolve(opts.model) : join(root, 'models', 'winnow-tiny'), fps, opts.randomSeed ?? 0);
+    const runtime = await WinnowRuntime.load({
+      ...(opts.model ? { model: opts.model } : {}),
+      ...(opts.codebook ? { codebook: opts.codebook } : {}),
+      codebookCheck: opts.codebookCheck,
+      onWarning: (e) => log(`warning: ${e.message}`),
+      log,
+      threads: opts.threads,
+      signal: opts.signal,
+    });
+    if (!runtime.codebook) log('note: without a codebook the codebook strategies are skipped');
+    return new Evaluator(runtime, opts.fps ?? 1, opts.randomSeed ?? 0);
+  }
+
+  /** The codebook every config scores against, when one is loaded (codebook strategies are skipped without). */
+  get codebook(): Codebook | null {
+    return this.runtime.codebook ?? null;
+  }
+
+  get modelDir(): string {
+    return this.runtime.folder.dir;
   }
 
   /**
    * The pruner of one config, made once and reused for every scene (temporal state is reset per
-   * scene). All share one prototype index; with a codebook loaded, every strategy scores against it
-   * as `winnow ask` does (scores rank the minKeep fill).
+   * scene). All share the runtime's prototype index; with a codebook loaded, every strategy scores
+   * against it as `winnow ask` does (scores rank the minKeep fill).
    */
   prunerFor(config: EvalConfig): Pruner {
     let p = this.pruners.get(config.id);
     if (!p) {
-      p = new Pruner(this.codebook ?? undefined, this.index ?? undefined, prunerOptions(config, this.randomSeed));
+      p = this.runtime.createPruner(prunerSettings(config, this.randomSeed));
       this.pruners.set(config.id, p);
     }
     return p;
   }
 
-  /** Decodes and encodes a scene exactly as `winnow ask` does (ffmpeg fit-and-pad to the model size, video pooling for videos). */
+  /** Decodes and encodes a scene exactly as `winnow ask` does (the runtime's offline decode and encode). */
   async encodeScene(scene: SceneRef, signal?: AbortSignal): Promise<EncodedScene> {
     this.assertOpen();
     const t0 = performance.now();
-    const folder = this.pipeline.folder;
     const info = await probe(scene.path, { signal }).catch(() => null);
     const isStill = info?.isStill ?? false;
-    const pre = folder.preprocess;
-    const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
     const ack$ = new Subject<void>();
     const frames: EncodedFrame[] = [];
     await lastValueFrom(
-      openVideo(scene.path, { fps: this.fps, ...(size ? { size, resize: 'pad' as const } : {}), ack$, maxInFlightFrames: 8, signal }).pipe(
-        encode(folder, { video: !isStill, signal }),
+      this.runtime.encodeSource(scene.path, { fps: this.fps, isStill, ack$, signal }).pipe(
         // Keep the frame first, acknowledge after the emission returns: a synchronous ack of the
         // last frame completes the source re-entrantly, before the value reaches later operators.
         tap((f) => {
@@ -145,7 +134,7 @@ export class Evaluator {
 
   /** Tokens of an answer as the model would generate it. */
   answerTokens(text: string): number {
-    return this.pipeline.lm.tokenizer.encode(text).length;
+    return this.runtime.lm.tokenizer.encode(text).length;
   }
 
   /**
@@ -156,7 +145,7 @@ export class Evaluator {
     this.assertOpen();
     const pruner = this.prunerFor(config);
     pruner.resetSource();
-    const ctx = this.pipeline.lm.createContext(this.pipeline.opts.maxContextTokens ? { maxContextTokens: this.pipeline.opts.maxContextTokens } : {});
+    const ctx = this.runtime.lm.createContext();
     const out: SceneConfigResult = { configId: config.id, frames: 0, keptTokens: 0, totalTokens: 0, prefillMs: 0, pruneMs: 0, answers: [] };
     try {
       let ci = 0;
@@ -167,8 +156,7 @@ export class Evaluator {
         out.keptTokens += pf.stats.kept;
         out.totalTokens += pf.stats.total;
         out.pruneMs += pf.stats.scoreMs;
-        const r = await ctx.appendFrame(pf, { signal });
-        out.prefillMs += r.prefillMs;
+        out.prefillMs += (await appendPruned(ctx, pf, signal)).prefillMs;
         out.frames++;
         const nextS = f + 1 < frames.length ? Math.floor(frames[f + 1].frame.ptsMs / 1000) : Infinity;
         while (ci < checkpoints.length && checkpoints[ci].tMs / 1000 < nextS) {
@@ -184,7 +172,7 @@ export class Evaluator {
 
   /** One question against the context's current video state (rolled back afterwards by the context). */
   async ask(ctx: VideoContext, qa: QaPair, signal?: AbortSignal): Promise<AnswerRecord> {
-    const cap = this.pipeline.lm.config.generation.maxNewTokens ?? 64;
+    const cap = this.runtime.lm.config.generation.maxNewTokens ?? 64;
     const maxNewTokens = Math.min(cap, this.answerTokens(qa.answer) + 1);
     const r = await ctx.ask(qa.question, { signal, maxNewTokens });
     const answer = r.text.trim();
@@ -211,10 +199,9 @@ export class Evaluator {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // The per-config pruners share the index; it is closed once, here.
+    await Promise.all([...this.pruners.values()].map((p) => p.close().catch(() => undefined)));
     this.pruners.clear();
-    await this.index?.close();
-    await this.pipeline.close();
+    await this.runtime.close();
   }
 }
 

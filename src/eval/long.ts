@@ -4,9 +4,8 @@
 // pruners and appended to both contexts, so the video is decoded once and memory stays bounded
 // (frames are acknowledged to ffmpeg only after both contexts took them).
 import { Subject, concatMap, lastValueFrom } from 'rxjs';
-import { encode } from '../encode/index.js';
-import { openVideo } from '../ingest/index.js';
 import type { VideoContext } from '../llm/index.js';
+import { appendPruned } from '../runtime/index.js';
 import type { VideoTruth } from '../synth/index.js';
 import { selectCheckpoints, type Evaluator } from './evaluator.js';
 import { VIDEO_FAMILIES, familyScores, pooled } from './report.js';
@@ -54,7 +53,7 @@ export async function runLongVideo(ev: Evaluator, o: LongVideoOptions): Promise<
   ].map((l) => ({
     strategy: l.strategy as Lane['strategy'],
     config: l.config,
-    ctx: ev.pipeline.lm.createContext({ maxContextTokens: o.maxContextTokens }),
+    ctx: ev.runtime.lm.createContext({ maxContextTokens: o.maxContextTokens }),
     kept: 0,
     total: 0,
     prefillMs: 0,
@@ -66,9 +65,6 @@ export async function runLongVideo(ev: Evaluator, o: LongVideoOptions): Promise<
     p.resetSource();
     return p;
   });
-  const folder = ev.pipeline.folder;
-  const pre = folder.preprocess;
-  const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
   const ack$ = new Subject<void>();
   const frameTimes: number[] = [];
   let ci = 0;
@@ -87,8 +83,7 @@ export async function runLongVideo(ev: Evaluator, o: LongVideoOptions): Promise<
       }
     };
     await lastValueFrom(
-      openVideo(path, { fps: ev.fps, ...(size ? { size, resize: 'pad' as const } : {}), ack$, maxInFlightFrames: 8, signal: o.signal }).pipe(
-        encode(folder, { video: true, signal: o.signal }),
+      ev.runtime.encodeSource(path, { fps: ev.fps, isStill: false, ack$, signal: o.signal }).pipe(
         concatMap(async (ef) => {
           const s = Math.floor(ef.frame.ptsMs / 1000);
           await askDue(s);
@@ -96,7 +91,7 @@ export async function runLongVideo(ev: Evaluator, o: LongVideoOptions): Promise<
             const pf = await pruners[i].prune(ef, o.signal);
             lanes[i].kept += pf.stats.kept;
             lanes[i].total += pf.stats.total;
-            lanes[i].prefillMs += (await lanes[i].ctx.appendFrame(pf, { signal: o.signal })).prefillMs;
+            lanes[i].prefillMs += (await appendPruned(lanes[i].ctx, pf, o.signal)).prefillMs;
           }
           frameTimes.push(ef.frame.ptsMs);
           frames++;

@@ -264,7 +264,7 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
       tool: 'winnow eval',
       version: 1,
       createdAt: new Date().toISOString(),
-      model: { dir: ev.modelDir, name: typeof ev.pipeline.folder.config.raw.name === 'string' ? ev.pipeline.folder.config.raw.name : basename(ev.modelDir) },
+      model: { dir: ev.modelDir, name: typeof ev.runtime.folder.config.raw.name === 'string' ? ev.runtime.folder.config.raw.name : basename(ev.modelDir) },
       codebook: cb
         ? { path: cb.path ?? '', prototypes: cb.count, defaultStrategy: cb.defaults?.strategy ?? null, defaultTau: defaultTau ?? null }
         : null,

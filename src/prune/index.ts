@@ -29,6 +29,8 @@ export {
 export { TemporalFilter } from './temporal.js';
 export type { TemporalOptions } from './temporal.js';
 export { Pruner, prune } from './pruner.js';
+export { loadPruningCodebook, sharedIndexView } from './loaded-codebook.js';
+export type { PruningCodebook, LoadPruningCodebookOptions } from './loaded-codebook.js';
 export type { PrunerOptions, PrunerLoadOptions, PruneOperatorOptions, PruneOverflowPolicy } from './pruner.js';
 export { readNpy, writeNpy } from './npy.js';
 export type { NpyMatrix } from './npy.js';

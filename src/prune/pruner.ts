@@ -1,6 +1,7 @@
 // The Pruner turns one EncodedFrame into a PrunedFrame: score tokens against the codebook,
 // apply the chosen strategy, AND it with the temporal filter, enforce minKeep/maxKeep, gather
 // the kept rows. `prune(pruner)` wraps it as an RxJS operator with a bounded input queue.
+import { loadPruningCodebook } from './loaded-codebook.js';
 import { Observable, type OperatorFunction } from 'rxjs';
 import { WinnowError, throwIfAborted, toWinnowError } from '../errors.js';
 import { checkCodebookEncoder, loadCodebook, type Codebook, type EncoderCheckPolicy } from './codebook.js';
@@ -83,15 +84,18 @@ export class Pruner {
   }
 
   static async load(opts: PrunerLoadOptions): Promise<Pruner> {
-    const codebook = typeof opts.codebook === 'string' ? await loadCodebook(opts.codebook, { signal: opts.signal }) : opts.codebook;
-    if (codebook && opts.visionEncoderPath) {
-      await checkCodebookEncoder(codebook, opts.visionEncoderPath, { policy: opts.encoderCheck, onWarning: opts.onWarning, signal: opts.signal });
-    }
-    const index = codebook ? await createPrototypeIndex(codebook.prototypes, codebook.count, codebook.dim, { ...opts.index, signal: opts.signal }) : undefined;
+    if (!opts.codebook) return new Pruner(undefined, undefined, opts);
+    const { codebook, index } = await loadPruningCodebook(opts.codebook, {
+      ...(opts.visionEncoderPath ? { visionEncoderFile: opts.visionEncoderPath } : {}),
+      ...(opts.encoderCheck ? { policy: opts.encoderCheck } : {}),
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+      ...(opts.index ? { index: opts.index } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     try {
       return new Pruner(codebook, index, opts);
     } catch (e) {
-      await index?.close();
+      await index.close();
       throw e;
     }
   }

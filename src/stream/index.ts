@@ -15,7 +15,7 @@ export type {
   AskOptions as SessionAskOptions,
   VideoInput,
 } from './session.js';
-export { WinnowEngine, FairScheduler, DEFAULT_MODEL_DIR, DEFAULT_CODEBOOK } from './engine.js';
+export { WinnowEngine, DEFAULT_MODEL_DIR, DEFAULT_CODEBOOK } from './engine.js';
 export type { EngineOptions, PrunerSettings } from './engine.js';
 export { createServer, WinnowServer } from './server.js';
 export type { ServerOptions } from './server.js';

@@ -1,8 +1,9 @@
-// The WebSocket protocol: client events as zod schemas (validated on every message, and turned into
-// the JSON Schemas of docs/protocol.md), server events as TypeScript types. The grammar follows the
-// realtime-AI APIs people know: every JSON message has `type` and an optional client `event_id`,
-// which errors echo.
+// The WebSocket protocol: client and server events as zod schemas (client events validated on every
+// message; both turned into the JSON Schemas of docs/protocol.md), server event types inferred from
+// their schemas. The grammar follows the realtime-AI APIs people know: every JSON message has
+// `type` and an optional client `event_id`, which errors echo.
 import { z } from 'zod';
+import type { StrategyName } from '../prune/types.js';
 
 export const PROTOCOL_VERSION = 'winnow.v1';
 
@@ -47,9 +48,11 @@ const eventId = z.string().max(128).optional().describe('Client-chosen id; error
 
 const unit = z.number().min(-1).max(1);
 
+const PRUNING_STRATEGIES = ['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none'] as const satisfies readonly StrategyName[];
+
 export const pruningSchema = z
   .strictObject({
-    strategy: z.enum(['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none']).optional(),
+    strategy: z.enum(PRUNING_STRATEGIES).optional(),
     tau: unit.optional().describe('Similarity threshold for `threshold`.'),
     ratio: z.number().gt(0).max(1).optional().describe('Kept fraction for ratio-based strategies.'),
     temporal: unit.optional().describe('Also drop tokens at least this similar to the last kept token at the same place.'),
@@ -220,102 +223,55 @@ export function parseClientEvent(text: string, limits: MessageShapeLimits = DEFA
 }
 
 // ---- server → client --------------------------------------------------------------------------
+// Server events are schemas too, and their TypeScript types are inferred from them: one source for
+// the types, docs/protocol.md, and the tests that validate every event a client receives.
 
-export interface SessionDescription {
-  id: string;
-  model: string;
-  config: {
-    fps: number;
-    resize: 'pad' | 'stretch' | 'crop';
-    pruning: { strategy: string; tau?: number; ratio?: number; temporal?: number; minKeep?: number };
-    maxContextTokens: number;
-    generation: { maxNewTokens: number; temperature: number };
-    watch: WatchConfig[];
-  };
-  limits: Record<string, number>;
-}
-
-export interface UsageInfo {
-  /** Visual tokens fed to the LLM for the frames in context when the question was asked. */
-  visualTokensKept: number;
-  /** Visual tokens the encoder produced for those frames (after video pooling, before pruning). */
-  visualTokensTotal: number;
-  /** Context tokens (video + question) the answer was conditioned on. */
-  promptTokens: number;
-  outputTokens: number;
-}
-
-export interface TimingInfo {
-  /** response.create (or watch trigger) → first answer token. */
-  ttftMs: number;
-  /** response.create → response.done. */
-  totalMs: number;
-  /** Time waiting for the session's earlier work and its scheduling turn. */
-  queueMs: number;
-}
-
-export type SourceDescription =
-  | { kind: 'input_video'; format: VideoFormat | 'frames'; live: boolean }
-  | { kind: 'url'; url: string; live: boolean }
-  | { kind: 'path'; path: string; live: boolean };
-
-export type ServerEvent =
-  | { type: 'session.created'; session: SessionDescription }
-  | { type: 'session.updated'; session: SessionDescription; event_id?: string }
-  | { type: 'source.opened'; source: SourceDescription }
-  | { type: 'source.reconnecting'; source: SourceDescription; attempt: number; delayMs: number; reason: string }
-  | { type: 'source.ended'; source: SourceDescription; frames: number; dropped: number; reason: 'end' | 'closed' | 'error'; error?: { code: string; message: string } }
-  | { type: 'frame.processed'; index: number; ptsMs: number; kept: number; total: number; latencyMs: number }
-  | { type: 'input_video.dropped'; count: number; total: number; policy: DropPolicy }
-  | { type: 'context.evicted'; frames: number; tokens: number; remainingFrames: number; oldestPtsMs: number | null }
-  | { type: 'response.created'; response: { id: string; question: string } }
-  | { type: 'response.output_text.delta'; response_id: string; delta: string }
-  | {
-      type: 'response.done';
-      response: {
-        id: string;
-        status: 'completed' | 'cancelled' | 'failed';
-        text: string;
-        stopReason: string | null;
-        usage: UsageInfo;
-        timings: TimingInfo;
-        error?: { code: string; message: string };
-      };
-    }
-  | { type: 'watch.result'; id: string; question: string; answer: string; ptsMs: number; frames: number }
-  | { type: 'error'; error: { code: string; message: string; event_id: string | null; details?: Record<string, unknown> } };
-
-// Server events as schemas too: docs/protocol.md shows them and the tests validate every event a
-// client receives against them, so the TypeScript union above and the wire cannot drift apart.
 const errorInfo = z.strictObject({ code: z.string(), message: z.string() });
-const sourceSchema = z.discriminatedUnion('kind', [
+
+export const sourceDescriptionSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('input_video'), format: z.enum([...VIDEO_FORMATS, 'frames']), live: z.boolean() }),
   z.strictObject({ kind: z.literal('url'), url: z.string(), live: z.boolean() }),
   z.strictObject({ kind: z.literal('path'), path: z.string(), live: z.boolean() }),
 ]);
-const sessionDescriptionSchema = z.strictObject({
+
+export const sessionDescriptionSchema = z.strictObject({
   id: z.string(),
   model: z.string(),
   config: z.strictObject({
     fps: z.number(),
     resize: z.enum(['pad', 'stretch', 'crop']),
-    pruning: z.looseObject({ strategy: z.string() }),
+    // The session's pruning with its strategy resolved (the engine's default when none was chosen).
+    pruning: z.strictObject({ ...pruningSchema.shape, strategy: z.enum(PRUNING_STRATEGIES) }),
     maxContextTokens: z.number().int(),
     generation: z.strictObject({ maxNewTokens: z.number().int(), temperature: z.number() }),
     watch: z.array(watchSchema),
   }),
   limits: z.record(z.string(), z.number()),
 });
+
 const count = z.number().int().min(0);
+
+export const usageSchema = z.strictObject({
+  visualTokensKept: count.describe('Visual tokens fed to the LLM for the frames in context when the question was asked.'),
+  visualTokensTotal: count.describe('Visual tokens the encoder produced for those frames (after video pooling, before pruning).'),
+  promptTokens: count.describe('Context tokens (video + question) the answer was conditioned on.'),
+  outputTokens: count,
+});
+
+export const timingSchema = z.strictObject({
+  ttftMs: z.number().describe('response.create (or watch trigger) → first answer token.'),
+  totalMs: z.number().describe('response.create → response.done.'),
+  queueMs: z.number().describe("Time waiting for the session's earlier work and its scheduling turn."),
+});
 
 export const SERVER_EVENT_SCHEMAS = {
   'session.created': z.strictObject({ type: z.literal('session.created'), session: sessionDescriptionSchema }),
   'session.updated': z.strictObject({ type: z.literal('session.updated'), session: sessionDescriptionSchema, event_id: z.string().optional() }),
-  'source.opened': z.strictObject({ type: z.literal('source.opened'), source: sourceSchema }),
-  'source.reconnecting': z.strictObject({ type: z.literal('source.reconnecting'), source: sourceSchema, attempt: count, delayMs: z.number(), reason: z.string() }),
+  'source.opened': z.strictObject({ type: z.literal('source.opened'), source: sourceDescriptionSchema }),
+  'source.reconnecting': z.strictObject({ type: z.literal('source.reconnecting'), source: sourceDescriptionSchema, attempt: count, delayMs: z.number(), reason: z.string() }),
   'source.ended': z.strictObject({
     type: z.literal('source.ended'),
-    source: sourceSchema,
+    source: sourceDescriptionSchema,
     frames: count.describe('Frames of this input that reached the context.'),
     dropped: count.describe('Frames of this input dropped (all policies); every one was counted in an input_video.dropped sent before this event.'),
     reason: z.enum(['end', 'closed', 'error']),
@@ -353,8 +309,8 @@ export const SERVER_EVENT_SCHEMAS = {
       status: z.enum(['completed', 'cancelled', 'failed']),
       text: z.string(),
       stopReason: z.string().nullable().describe('eos | stop-string | max-new-tokens | context-full; null unless completed.'),
-      usage: z.strictObject({ visualTokensKept: count, visualTokensTotal: count, promptTokens: count, outputTokens: count }),
-      timings: z.strictObject({ ttftMs: z.number(), totalMs: z.number(), queueMs: z.number() }),
+      usage: usageSchema,
+      timings: timingSchema,
       error: errorInfo.optional(),
     }),
   }),
@@ -375,7 +331,18 @@ export const SERVER_EVENT_SCHEMAS = {
       details: z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()])).optional(),
     }),
   }),
-} as const satisfies Record<ServerEvent['type'], z.ZodType>;
+} as const;
+
+/** Each schema is filed under its own `type`: one filed under another name does not compile. */
+type FiledUnderOwnType<T extends { [K in keyof T]: z.ZodType<{ type: K }> }> = T;
+export type ServerEventType = keyof FiledUnderOwnType<typeof SERVER_EVENT_SCHEMAS>;
+export type ServerEvent = { [K in ServerEventType]: z.infer<(typeof SERVER_EVENT_SCHEMAS)[K]> }[ServerEventType];
+export type SessionDescription = z.infer<typeof sessionDescriptionSchema>;
+export type SourceDescription = z.infer<typeof sourceDescriptionSchema>;
+export type UsageInfo = z.infer<typeof usageSchema>;
+export type TimingInfo = z.infer<typeof timingSchema>;
+/** `details` of an error event: facts a client can branch on, primitives only. */
+export type ErrorDetails = NonNullable<Extract<ServerEvent, { type: 'error' }>['error']['details']>;
 
 /** Validates one server event (tests; clients that want to). */
 export function validateServerEvent(e: unknown): { ok: true } | { ok: false; message: string } {
@@ -396,9 +363,9 @@ export function clientEventJsonSchemas(): Record<ClientEventType, unknown> {
 }
 
 /** JSON Schemas of every server event. */
-export function serverEventJsonSchemas(): Record<ServerEvent['type'], unknown> {
-  const out = {} as Record<ServerEvent['type'], unknown>;
-  for (const [t, schema] of Object.entries(SERVER_EVENT_SCHEMAS)) out[t as ServerEvent['type']] = z.toJSONSchema(schema, { unrepresentable: 'any' });
+export function serverEventJsonSchemas(): Record<ServerEventType, unknown> {
+  const out = {} as Record<ServerEventType, unknown>;
+  for (const [t, schema] of Object.entries(SERVER_EVENT_SCHEMAS)) out[t as ServerEventType] = z.toJSONSchema(schema, { unrepresentable: 'any' });
   return out;
 }
 

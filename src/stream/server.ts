@@ -17,7 +17,7 @@ import { AuthThrottle, BEARER_PROTOCOL_PREFIX, WebhookPolicy, bearerFrom, isLoop
 import { WinnowEngine, packageRoot } from './engine.js';
 import { resolveLimits, type StreamLimits } from './limits.js';
 import { StreamMetrics } from './metrics.js';
-import { PROTOCOL_VERSION, parseClientEvent, type ClientEvent, type ServerEvent, type SessionDescription } from './protocol.js';
+import { PROTOCOL_VERSION, parseClientEvent, type ClientEvent, type ErrorDetails, type ServerEvent, type SessionDescription } from './protocol.js';
 import { Session, type VideoInput } from './session.js';
 import { WebhookSender, type WebhookOptions } from './webhook.js';
 
@@ -91,15 +91,27 @@ class Connection {
     if (this.ws.bufferedAmount > this.server.limits.maxSendBufferBytes) {
       this.slow = true;
       this.server.metrics.errors.inc({ code: 'WINNOW_ERR_SLOW_CONSUMER' });
-      this.ws.close(CLOSE_SLOW_CONSUMER, 'send buffer full');
       // The close frame waits behind the unread data; a peer that never reads never sees it.
-      setTimeout(() => this.ws.terminate(), 1_000).unref();
+      this.closeNow(CLOSE_SLOW_CONSUMER, 'send buffer full');
       return;
     }
     this.ws.send(JSON.stringify(e));
   }
 
-  error(code: WinnowErrorCode | string, message: string, eventId: string | undefined, details?: Record<string, unknown>): void {
+  /** Whether the server has closed (or is closing) this connection: it no longer holds a slot. */
+  closing = false;
+
+  /**
+   * Closes with `code` and cuts the socket a second later whatever the peer does: ws would otherwise
+   * wait 30 s for a close reply from a peer that never answers, holding the session slot meanwhile.
+   */
+  closeNow(code: number, reason: string): void {
+    this.closing = true;
+    this.ws.close(code, reason);
+    setTimeout(() => this.ws.terminate(), 1_000).unref();
+  }
+
+  error(code: WinnowErrorCode | string, message: string, eventId: string | undefined, details?: ErrorDetails): void {
     this.server.metrics.errors.inc({ code });
     this.send({ type: 'error', error: { code, message, event_id: eventId ?? null, ...(details && Object.keys(details).length ? { details } : {}) } });
   }
@@ -125,11 +137,11 @@ class Connection {
 }
 
 /** Only plain JSON-safe facts leave the server (no stacks, no causes). */
-function safeDetails(d: Record<string, unknown>): Record<string, unknown> | undefined {
-  const out: Record<string, unknown> = {};
+function safeDetails(d: Record<string, unknown>): ErrorDetails | undefined {
+  const out: ErrorDetails = {};
   for (const [k, v] of Object.entries(d)) {
     if (k === 'stderr') continue;
-    if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) out[k] = v;
+    if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = v;
   }
   return Object.keys(out).length ? out : undefined;
 }
@@ -366,7 +378,9 @@ export class WinnowServer {
       ws.close(CLOSE_GOING_AWAY, 'server shutting down');
       return;
     }
-    if (this.connections.size >= this.limits.maxSessions) {
+    let holding = 0;
+    for (const c of this.connections) if (!c.closing) holding++;
+    if (holding >= this.limits.maxSessions) {
       this.metrics.errors.inc({ code: 'WINNOW_ERR_LIMIT_EXCEEDED' });
       ws.send(
         JSON.stringify({
@@ -614,14 +628,14 @@ export class WinnowServer {
       if (s.closed) continue;
       if (!c.startedInput && !s.inputActive && now - c.openedAtMs >= this.limits.startGraceMs) {
         c.error('WINNOW_ERR_IDLE_TIMEOUT', `no input started within ${this.limits.startGraceMs} ms (limit startGraceMs)`, undefined, { limit: 'startGraceMs', reason: 'no-input' });
-        c.ws.close(CLOSE_NO_INPUT, 'no input');
+        c.closeNow(CLOSE_NO_INPUT, 'no input');
         void s.close('idle');
         continue;
       }
       if (s.stats.pendingResponses > 0) continue;
       if (s.idleMs >= this.limits.idleTimeoutMs) {
         c.error('WINNOW_ERR_IDLE_TIMEOUT', `no message and no frame for ${this.limits.idleTimeoutMs} ms (limit idleTimeoutMs)`, undefined);
-        c.ws.close(CLOSE_IDLE, 'idle timeout');
+        c.closeNow(CLOSE_IDLE, 'idle timeout');
         void s.close('idle');
       }
     }

@@ -35,6 +35,10 @@ test('the prompt layout is <bos>, the t=0s marker, visual tokens, the templated 
   assert.equal(t.decode(m.layout.suffixIds, false).replace(/\s+/g, ''), '<|user|>describethepicture.<|assistant|>');
   assert.equal(m.layout.scheme, 'frame-shared');
   assert.equal(m.layout.padTokenId, 0);
+  // The ids are the LM runtime's own layout of a one-frame video at t = 0.
+  const lm = m.layout.lm;
+  assert.deepEqual(m.layout.prefixIds, [...lm.prefixIds, ...lm.frame(0, 196).markerIds]);
+  assert.deepEqual(m.layout.suffixIds, lm.questionIds(m.layout.prompt));
 });
 
 test('batched runs give the one-at-a-time logits, also with left padding for mixed lengths', async () => {

@@ -323,7 +323,7 @@ test('long video: none evicts under the budget, threshold+temporal keeps fewer t
   // KV bytes of what is in context never exceed the budget's worth.
   const ev = await Evaluator.load({ threads: 1 });
   try {
-    const bytesPerToken = ev.pipeline.lm.runtime.kvBytesPerToken;
+    const bytesPerToken = ev.runtime.lm.runtime.kvBytesPerToken;
     for (const run of L.runs) assert.ok(run.kvBytesMax <= budget * bytesPerToken, `${run.strategy}: ${run.kvBytesMax} B`);
   } finally {
     await ev.close();

@@ -236,6 +236,38 @@ test('eviction on a long stream: bounded cache, exact rebuild, event, memory fla
   }
 });
 
+test('visual token stats count kept and total for the frames in context, through evictions', async () => {
+  const lm = await LanguageModel.load(dirs.shared);
+  try {
+    const ctx = lm.createContext({ maxContextTokens: 200, reserveTokens: 40, maxChunkTokens: 32, rebuildAtFraction: 0.8, evictToFraction: 0.5 });
+    const kept = (i: number): number => 3 + (i % 4);
+    const total = (i: number): number => 10 * kept(i);
+    const appended: { kept: number; total: number }[] = [];
+    let evictedFrames = 0;
+    ctx.on('evicted', (e) => (evictedFrames += e.frames));
+    for (let i = 0; i < 120; i++) {
+      // Every fifth frame leaves totalTokens out: it counts as unpruned.
+      const f = syntheticFrame(i * 500, kept(i), D, i);
+      await ctx.appendFrame(i % 5 === 4 ? f : { ...f, totalTokens: total(i) });
+      appended.push({ kept: kept(i), total: i % 5 === 4 ? kept(i) : total(i) });
+      if (i % 7 === 0) await ctx.idle();
+      const inContext = appended.slice(appended.length - ctx.stats.frames);
+      assert.equal(ctx.stats.visualTokens, inContext.reduce((s, w) => s + w.kept, 0));
+      assert.equal(ctx.stats.visualTokensTotal, inContext.reduce((s, w) => s + w.total, 0));
+    }
+    await ctx.idle();
+    assert.ok(evictedFrames > 0);
+    assert.equal(ctx.stats.evictedFrames, evictedFrames);
+    const inContext = appended.slice(appended.length - ctx.stats.frames);
+    assert.equal(ctx.stats.visualTokensTotal, inContext.reduce((s, w) => s + w.total, 0));
+    await assert.rejects(ctx.appendFrame({ ...syntheticFrame(0, 4, D), totalTokens: 3 }), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
+    await assert.rejects(ctx.appendFrame({ ...syntheticFrame(0, 4, D), totalTokens: 4.5 }), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
+    await ctx.close();
+  } finally {
+    await lm.close();
+  }
+});
+
 test('background rebuild: questions keep using the current cache until the new one swaps in', async () => {
   const lm = await LanguageModel.load(dirs.shared);
   try {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IncrementalDetokenizer, StopStringMatcher, TextTokenizer } from '../../src/llm/tokenizer.js';
 import { TokenSampler, argmax } from '../../src/llm/sampling.js';
-import { formatFrameMarker, parseLanguageModelConfig } from '../../src/llm/config.js';
+import { formatFrameMarker, parseLanguageModelConfig } from '../../src/llm/index.js';
 
 // Byte-level "tokenizer": id = one byte; decoding an incomplete UTF-8 sequence yields U+FFFD,
 // exactly what byte-fallback / ByteLevel tokenizers do mid-character.

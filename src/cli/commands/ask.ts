@@ -1,19 +1,16 @@
 // `winnow ask SOURCE QUESTION...`: decode, encode, prune and prefill every sampled frame into one
 // video context, then answer each question from it (the last frame is "now").
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { codebookCheckOption, type EncoderCheckPolicy } from './options.js';
+import { Command, Option } from 'commander';
+import { codebookCheckOption, numberInArg, positiveIntArg, positiveNumberArg, similarityArg, type EncoderCheckPolicy } from './options.js';
 import { WinnowError, isWinnowError } from '../../errors.js';
 import type { VideoSource } from '../../ingest/types.js';
 import type { SourcePolicy } from '../../ingest/confine.js';
+import { STRATEGY_NAMES, type StrategyName } from '../../prune/types.js';
+import type { Pruner } from '../../prune/index.js';
+import type { WinnowRuntime } from '../../runtime/index.js';
 
 import { packageRoot } from '../../package-root.js';
 export { packageRoot };
-
-export const DEFAULT_MODEL_DIR = 'models/winnow-tiny';
-export const DEFAULT_CODEBOOK = 'codebooks/winnow-tiny.safetensors';
 
 export interface AskCommandOptions {
   fps: number;
@@ -21,11 +18,14 @@ export interface AskCommandOptions {
   maxFrames?: number;
   /** ffmpeg input format (`-f`), e.g. for stdin or a non-v4l2 device. */
   inputFormat?: string;
-  strategy?: string;
+  /** Default: the codebook's; without a codebook, none. */
+  strategy?: StrategyName;
   tau?: number;
   ratio?: number;
   temporal?: number;
+  /** Model folder. Default: the bundled one (see the runtime's resolveModel). */
   model?: string;
+  /** Default: the bundled codebook with the bundled model; with `model` and no codebook, none. */
   codebook?: string;
   /** When the codebook was built for another vision encoder: 'error' (default), 'warn' or 'off'. */
   codebookCheck?: EncoderCheckPolicy;
@@ -63,30 +63,6 @@ export interface AskAnswer {
   evictedFrames: number;
 }
 
-function positiveNumber(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number`);
-    return n;
-  };
-}
-
-function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
-    return n;
-  };
-}
-
-function unitInterval(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < -1 || n > 1) throw new InvalidArgumentError(`${name} must be a number in [-1, 1]`);
-    return n;
-  };
-}
-
 export interface AskIo {
   log: (line: string) => void;
   /** Stop reading the source and answer from the frames seen so far (e.g. Ctrl-C on a live stream). */
@@ -99,68 +75,41 @@ export interface AskIo {
   progress?: boolean;
 }
 
-type ModelFolderT = import('../../encode/model-folder.js').ModelFolder;
-type LanguageModelT = import('../../llm/model.js').LanguageModel;
-type PrunerT = import('../../prune/pruner.js').Pruner;
+const round1 = (ms: number): number => Math.round(ms * 10) / 10;
 
 /**
- * The `winnow ask` pipeline with its model, language model and pruner loaded once, so that many
- * sources can be asked about (evaluations, tools) without reloading. Each `run` gets a fresh
- * video context and fresh temporal-pruning state.
+ * `winnow ask` on the shared runtime, loaded once so that many sources can be asked about
+ * (evaluations, tools) without reloading. Each `run` gets a fresh video context and fresh
+ * temporal-pruning state.
  */
 export class AskPipeline {
   private closed = false;
 
   private constructor(
-    readonly folder: ModelFolderT,
-    readonly lm: LanguageModelT,
-    readonly pruner: PrunerT,
+    readonly runtime: WinnowRuntime,
+    readonly pruner: Pruner,
     readonly opts: AskCommandOptions,
   ) {}
 
   static async load(opts: AskCommandOptions, io: Pick<AskIo, 'log' | 'signal'>): Promise<AskPipeline> {
-    const { signal } = io;
-    const root = packageRoot();
-    const modelDir = opts.model ? resolve(opts.model) : join(root, DEFAULT_MODEL_DIR);
-    let codebook = opts.codebook ? resolve(opts.codebook) : undefined;
-    let strategy = opts.strategy;
-    const { Pruner } = await import('../../prune/pruner.js');
-    const { CODEBOOK_STRATEGIES } = await import('../../prune/types.js');
-    if (!codebook && !opts.model) {
-      const def = join(root, DEFAULT_CODEBOOK);
-      if (existsSync(def)) codebook = def;
-      else if (strategy === undefined || CODEBOOK_STRATEGIES.has(strategy as never)) {
-        if (strategy !== undefined) {
-          throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `strategy ${strategy} needs a codebook and ${DEFAULT_CODEBOOK} is not installed; pass --codebook`);
-        }
-        io.log(`note: ${DEFAULT_CODEBOOK} is not installed; running without pruning (strategy none)`);
-        strategy = 'none';
-      }
-    }
-    if (!codebook && strategy === undefined) strategy = 'none';
-    const { ModelFolder } = await import('../../encode/model-folder.js');
-    const { LanguageModel } = await import('../../llm/model.js');
-    const folder = await ModelFolder.load(modelDir, { signal, executionProvider: opts.executionProvider ?? 'auto', ...(opts.threads ? { intraOpThreads: opts.threads } : {}) });
+    const { WinnowRuntime } = await import('../../runtime/index.js');
+    const runtime = await WinnowRuntime.load({
+      ...(opts.model ? { model: opts.model } : {}),
+      ...(opts.codebook ? { codebook: opts.codebook } : {}),
+      codebookCheck: opts.codebookCheck,
+      onWarning: (e) => io.log(`warning: ${e.message}`),
+      log: io.log,
+      threads: opts.threads,
+      executionProvider: opts.executionProvider ?? 'auto',
+      signal: io.signal,
+    });
     // Say where the model runs when it is not the plain CPU default (a GPU, or an explicit request).
-    if (folder.executionProvider !== 'cpu' || opts.executionProvider === 'cpu' || opts.executionProvider === 'cuda') io.log(`model on ${folder.executionProviderReason}`);
-    let lm: LanguageModelT | undefined;
+    if (runtime.folder.executionProvider !== 'cpu' || opts.executionProvider === 'cpu' || opts.executionProvider === 'cuda') io.log(`model on ${runtime.executionProviderReason}`);
     try {
-      lm = await LanguageModel.fromModelFolder(folder, { signal });
-      const pruner = await Pruner.load({
-        codebook,
-        strategy: strategy as never,
-        tau: opts.tau,
-        ratio: opts.ratio,
-        temporal: opts.temporal !== undefined ? { tau: opts.temporal } : undefined,
-        visionEncoderPath: folder.files.components.vision_encoder,
-        encoderCheck: opts.codebookCheck,
-        onWarning: (e) => io.log(`warning: ${e.message}`),
-        signal,
-      });
-      return new AskPipeline(folder, lm, pruner, opts);
+      const pruner = runtime.createPruner({ strategy: opts.strategy, tau: opts.tau, ratio: opts.ratio, temporal: opts.temporal });
+      return new AskPipeline(runtime, pruner, opts);
     } catch (e) {
-      await lm?.close();
-      await folder.close();
+      await runtime.close();
       throw e;
     }
   }
@@ -169,82 +118,48 @@ export class AskPipeline {
   async run(named: VideoSource, questions: readonly string[], io: AskIo): Promise<AskAnswer[]> {
     if (this.closed) throw new WinnowError('WINNOW_ERR_SESSION_CLOSED', 'the ask pipeline is closed');
     const { signal } = io;
-    const { opts, folder, pruner } = this;
-    const { encode } = await import('../../encode/encode.js');
-    const { prune } = await import('../../prune/pruner.js');
+    const { opts, runtime } = this;
     const ingest = await import('../../ingest/index.js');
     // Under a policy the probe and the decode both get the confined source, never the given string.
     const policy = opts.sourcePolicy;
     const source: VideoSource =
       policy && typeof named === 'string' ? await policy.confine(ingest.isUrlString(named) ? { url: named } : { path: named }, signal) : named;
-    const rx = await import('rxjs');
-    pruner.resetSource();
-    const ctx = this.lm.createContext(opts.maxContextTokens ? { maxContextTokens: opts.maxContextTokens } : {});
+    const ctx = runtime.lm.createContext(opts.maxContextTokens ? { maxContextTokens: opts.maxContextTokens } : {});
     try {
-      // In-context accounting per frame, so that evicted frames leave the totals.
-      const window: { kept: number; total: number }[] = [];
       ctx.on('evicted', (e) => {
-        window.splice(0, e.frames);
         io.log(`note: context full, evicted ${e.frames} oldest frames (${e.tokens} tokens); oldest kept t=${Math.floor((e.oldestPtsMs ?? 0) / 1000)}s`);
       });
       // Probing would consume a stream and block on a device: only files and URLs are probed.
       const probe = typeof source === 'string' || ingest.isConfinedSource(source) ? await ingest.probe(source, { signal, inputFormat: opts.inputFormat }).catch(() => null) : null;
       const isStill = probe?.isStill ?? false;
-      const pre = folder.preprocess;
-      // Let ffmpeg do the model's fit-and-pad resize (the same filter the training data went through).
-      const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
       const expectedFrames = probe?.durationMs ? Math.max(1, Math.floor((probe.durationMs / 1000) * opts.fps)) : isStill ? 1 : 0;
       const bar = io.progress ? await makeBar(expectedFrames) : null;
-      let frames = 0;
-      let prefillMs = 0;
+      // Progress shows every token seen; the answers report the frames still in context (ctx.stats).
       let keptSoFar = 0;
       let totalSoFar = 0;
-      const ack$ = new rx.Subject<void>();
-      const stop$ = io.stop ? (io.stop.aborted ? rx.of(true) : rx.fromEvent(io.stop, 'abort')) : rx.NEVER;
-      const frames$ = ingest
-        .openVideo(source, {
+      let prefill: { frames: number; prefillMs: number };
+      try {
+        prefill = await runtime.prefill(source, ctx, this.pruner, {
           fps: opts.fps,
-          ...(size ? { size, resize: 'pad' as const } : {}),
+          isStill,
           ...(opts.maxFrames ? { maxFrames: opts.maxFrames } : {}),
           ...(opts.inputFormat ? { inputFormat: opts.inputFormat } : {}),
           ...(policy ? { policy } : {}),
           ...(opts.maxInputPixels ? { maxInputPixels: opts.maxInputPixels } : {}),
-          ack$,
-          maxInFlightFrames: 8,
+          ...(io.stop ? { stop: io.stop } : {}),
           signal,
-        })
-        .pipe(
-          // Stopping ends the source (ffmpeg is killed by the teardown); frames already decoded still count.
-          rx.takeUntil(stop$),
-          encode(folder, { video: !isStill, signal }),
-          prune(pruner, { signal }),
-          rx.concatMap(async (pf) => {
-            const r = await ctx.appendFrame(pf, { signal });
-            prefillMs += r.prefillMs;
-            frames++;
-            window.push({ kept: pf.kept.length, total: pf.gridH * pf.gridW });
-            keptSoFar += pf.kept.length;
-            totalSoFar += pf.gridH * pf.gridW;
+          onFrame: (pf, frames) => {
+            keptSoFar += pf.stats.kept;
+            totalSoFar += pf.stats.total;
             bar?.update(frames, { kept: keptSoFar, total: totalSoFar });
-            io.onFrame?.(frames, pf.kept.length, pf.gridH * pf.gridW);
-            ack$.next();
-            return frames;
-          }),
-          // Frames still in the encoder when the stop comes are not added either.
-          rx.takeUntil(stop$),
-        );
-      try {
-        await rx.lastValueFrom(frames$, { defaultValue: 0 });
+            io.onFrame?.(frames, pf.stats.kept, pf.stats.total);
+          },
+        });
       } finally {
         bar?.stop();
       }
-      if (frames === 0) throw new WinnowError('WINNOW_ERR_NOT_A_VIDEO', `no frame could be read from ${source}`);
-      let keptTokens = 0;
-      let totalTokens = 0;
-      for (const w of window) {
-        keptTokens += w.kept;
-        totalTokens += w.total;
-      }
+      if (prefill.frames === 0) throw new WinnowError('WINNOW_ERR_NOT_A_VIDEO', `no frame could be read from ${typeof named === 'string' ? named : 'the source'}`);
+      const { visualTokens: keptTokens, visualTokensTotal: totalTokens } = ctx.stats;
       const answers: AskAnswer[] = [];
       for (const question of questions) {
         const r = await ctx.ask(question, { signal, maxNewTokens: opts.maxNewTokens, onText: io.onText });
@@ -253,10 +168,10 @@ export class AskPipeline {
           answer: r.text.trim(),
           keptTokens,
           totalTokens,
-          frames,
-          ttftMs: Math.round(r.ttftMs * 10) / 10,
-          prefillMs: Math.round(prefillMs * 10) / 10,
-          questionPrefillMs: Math.round(r.prefillMs * 10) / 10,
+          frames: prefill.frames,
+          ttftMs: round1(r.ttftMs),
+          prefillMs: round1(prefill.prefillMs),
+          questionPrefillMs: round1(r.prefillMs),
           evictedFrames: ctx.stats.evictedFrames,
         };
         answers.push(a);
@@ -273,8 +188,7 @@ export class AskPipeline {
     if (this.closed) return;
     this.closed = true;
     await this.pruner.close().catch(() => undefined);
-    await this.lm.close().catch(() => undefined);
-    await this.folder.close();
+    await this.runtime.close();
   }
 }
 
@@ -328,19 +242,19 @@ export function registerAsk(program: Command): void {
     .description('answer questions about a video, image, stream or device (the last frame is "now")')
     .argument('<source>', 'video file, image, http(s)/rtsp/rtmp/srt URL, /dev/videoN, or - for stdin')
     .argument('<questions...>', 'one or more questions, each answered from the same video context')
-    .option('--fps <n>', 'frames per second to sample', positiveNumber('--fps'), 1)
-    .option('--max-frames <n>', 'stop reading after this many frames (live sources: else until Ctrl-C)', positiveInt('--max-frames'))
+    .option('--fps <n>', 'frames per second to sample', positiveNumberArg('--fps'), 1)
+    .option('--max-frames <n>', 'stop reading after this many frames (live sources: else until Ctrl-C)', positiveIntArg('--max-frames'))
     .option('--input-format <fmt>', 'ffmpeg input format (stdin, or a device that is not v4l2)')
-    .addOption(new Option('--strategy <s>', 'pruning strategy (default: the codebook\'s)').choices(['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none']))
-    .addOption(new Option('--tau <t>', 'similarity threshold for --strategy threshold').argParser(unitInterval('--tau')).conflicts('ratio'))
-    .addOption(new Option('--ratio <r>', 'kept fraction for ratio-based strategies').argParser(unitInterval('--ratio')))
-    .option('--temporal <tau>', 'also drop tokens at least this similar to the last kept token at the same place', unitInterval('--temporal'))
+    .addOption(new Option('--strategy <s>', 'pruning strategy (default: the codebook\'s)').choices(STRATEGY_NAMES))
+    .addOption(new Option('--tau <t>', 'similarity threshold for --strategy threshold').argParser(similarityArg('--tau')).conflicts('ratio'))
+    .addOption(new Option('--ratio <r>', 'kept fraction for ratio-based strategies').argParser(numberInArg('--ratio', 0, 1)))
+    .option('--temporal <tau>', 'also drop tokens at least this similar to the last kept token at the same place', similarityArg('--temporal'))
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled model\'s)')
     .addOption(codebookCheckOption())
-    .option('--max-new-tokens <n>', 'longest answer in tokens (default: the model\'s generation_config)', positiveInt('--max-new-tokens'))
-    .option('--max-context-tokens <n>', 'KV-cache budget; the oldest frames are evicted beyond it', positiveInt('--max-context-tokens'))
-    .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
+    .option('--max-new-tokens <n>', 'longest answer in tokens (default: the model\'s generation_config)', positiveIntArg('--max-new-tokens'))
+    .option('--max-context-tokens <n>', 'KV-cache budget; the oldest frames are evicted beyond it', positiveIntArg('--max-context-tokens'))
+    .option('--threads <n>', 'onnxruntime threads per session', positiveIntArg('--threads'))
     .addOption(new Option('--execution-provider <ep>', 'where the model runs: cuda fails if onnxruntime cannot create it; auto (default) falls back to cpu').choices(['cpu', 'cuda', 'auto']))
     .option('--json', 'one JSON line per question')
     .option('--no-progress', 'no progress bar even on a terminal')

@@ -4,22 +4,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { isWinnowError, toWinnowError } from '../../errors.js';
 import { codebookGroup } from './codebook.js';
-
-function num(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
-    return n;
-  };
-}
-
-function int(name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
-    return n;
-  };
-}
+import { intAtLeastArg, numberArg } from './options.js';
 
 interface BuildFlags {
   model?: string;
@@ -75,29 +60,29 @@ export function registerCodebookBuild(program: Command): void {
     .requiredOption('--images <dir|file>', 'folder of images (sorted by name), one image, or a video')
     .requiredOption('--out <file>', 'output .safetensors codebook')
     .option('--work <dir>', 'resumable work dir (default: <out>.work); rerun the same command to continue')
-    .option('--fps <n>', 'frames per second sampled from a video', num('--fps'))
-    .option('--max-images <n>', 'use at most this many images', int('--max-images', 1))
+    .option('--fps <n>', 'frames per second sampled from a video', numberArg('--fps'))
+    .option('--max-images <n>', 'use at most this many images', intAtLeastArg('--max-images', 1))
     .option('--prompt <text>', "prompt of the experiments (default: the model's caption prompt)")
     .option('--analyze <dir>', 'write a PNG per image: top probability and JSD heat maps, selected tokens outlined')
-    .option('--single-repeat <n>', 'copies of the token in the single-input experiment (reference: 1)', int('--single-repeat', 1))
-    .option('--single-top-k <n>', 'logits softmaxed for the top probability (reference: 50)', int('--single-top-k', 1))
-    .option('--jsd-top-k <n>', "vocabulary entries compared by the JSD, the unablated run's top ones (reference: 10)", int('--jsd-top-k', 1))
-    .option('--window <n>', 'neighbourhood side for leave-one-out (reference: 3)', int('--window', 1))
-    .option('--k-ctx <k>', 'weight of the context-level JSD (reference: 1)', num('--k-ctx'))
-    .option('--k-glob <k>', 'weight of the global-level JSD (reference: 16)', num('--k-glob'))
-    .option('--tau-jsd <t>', 'low-information iff weighted JSD < this (reference: 2e-3; 1.8e-3 for OV)', num('--tau-jsd'))
-    .option('--tau-p <p>', '… and top probability < this (reference: 0.15 / 0.10 / 0.08 for LLaVA-1.5 / NeXT / OV)', num('--tau-p'))
-    .option('--image-clusters <n>', 'per-image DPC-KNN clusters (reference: 8)', int('--image-clusters', 1))
-    .option('--cluster-size <n>', 'per-image clusters of at most this many tokens contribute (reference: 8; 3 for OV)', int('--cluster-size', 0))
-    .option('--global-clusters <n>', 'global DPC-KNN clusters (reference: 64; 24 for OV)', int('--global-clusters', 1))
-    .option('--min-images <n>', 'a global cluster is kept iff it spans more than this many images (reference: 64; 16 for OV)', int('--min-images', 0))
-    .option('--knn <k>', 'DPC-KNN neighbours for the density (reference: 5)', int('--knn', 1))
-    .option('--seed <n>', "seed of DPC-KNN's tie-breaking noise", int('--seed', 0))
-    .option('--pad-token-id <id>', "token whose embedding replaces ablated tokens (default: the model's pad_token_id)", int('--pad-token-id', 0))
+    .option('--single-repeat <n>', 'copies of the token in the single-input experiment (reference: 1)', intAtLeastArg('--single-repeat', 1))
+    .option('--single-top-k <n>', 'logits softmaxed for the top probability (reference: 50)', intAtLeastArg('--single-top-k', 1))
+    .option('--jsd-top-k <n>', "vocabulary entries compared by the JSD, the unablated run's top ones (reference: 10)", intAtLeastArg('--jsd-top-k', 1))
+    .option('--window <n>', 'neighbourhood side for leave-one-out (reference: 3)', intAtLeastArg('--window', 1))
+    .option('--k-ctx <k>', 'weight of the context-level JSD (reference: 1)', numberArg('--k-ctx'))
+    .option('--k-glob <k>', 'weight of the global-level JSD (reference: 16)', numberArg('--k-glob'))
+    .option('--tau-jsd <t>', 'low-information iff weighted JSD < this (reference: 2e-3; 1.8e-3 for OV)', numberArg('--tau-jsd'))
+    .option('--tau-p <p>', '… and top probability < this (reference: 0.15 / 0.10 / 0.08 for LLaVA-1.5 / NeXT / OV)', numberArg('--tau-p'))
+    .option('--image-clusters <n>', 'per-image DPC-KNN clusters (reference: 8)', intAtLeastArg('--image-clusters', 1))
+    .option('--cluster-size <n>', 'per-image clusters of at most this many tokens contribute (reference: 8; 3 for OV)', intAtLeastArg('--cluster-size', 0))
+    .option('--global-clusters <n>', 'global DPC-KNN clusters (reference: 64; 24 for OV)', intAtLeastArg('--global-clusters', 1))
+    .option('--min-images <n>', 'a global cluster is kept iff it spans more than this many images (reference: 64; 16 for OV)', intAtLeastArg('--min-images', 0))
+    .option('--knn <k>', 'DPC-KNN neighbours for the density (reference: 5)', intAtLeastArg('--knn', 1))
+    .option('--seed <n>', "seed of DPC-KNN's tie-breaking noise", intAtLeastArg('--seed', 0))
+    .option('--pad-token-id <id>', "token whose embedding replaces ablated tokens (default: the model's pad_token_id)", intAtLeastArg('--pad-token-id', 0))
     .option('--frame-marker <text>', "text before the visual tokens (default: the model's frame marker at t=0; '' for none)")
-    .option('--batch <n>', 'sequences per decoder call (1 = one at a time)', int('--batch', 1))
-    .option('--batch-tokens <n>', 'tokens per decoder call', int('--batch-tokens', 1))
-    .option('--inference-tau <t>', 'default τ written into the codebook for threshold pruning', num('--inference-tau'))
+    .option('--batch <n>', 'sequences per decoder call (1 = one at a time)', intAtLeastArg('--batch', 1))
+    .option('--batch-tokens <n>', 'tokens per decoder call', intAtLeastArg('--batch-tokens', 1))
+    .option('--inference-tau <t>', 'default τ written into the codebook for threshold pruning', numberArg('--inference-tau'))
     .option(
       '--merge-cosine <c>',
       "merge prototypes whose cosine similarity to an earlier kept one is ≥ c, in (0, 1]; 'off' keeps every cluster member as the reference does (default: 0.99)",
@@ -109,15 +94,14 @@ export function registerCodebookBuild(program: Command): void {
       },
     )
     .addOption(new Option('--dtype <dtype>', 'stored dtype').choices(['f16', 'f32']).default('f16'))
-    .option('--threads <n>', 'onnxruntime threads', int('--threads', 1))
+    .option('--threads <n>', 'onnxruntime threads', intAtLeastArg('--threads', 1))
     .option('--force', 'overwrite --out if it exists')
     .option('--select-only', 'redo only the selection steps (4-6) from the work dir, reading no further image')
     .option('--json', 'print the result as one JSON line')
     .option('--no-progress', 'no progress bar')
     .action(async (flags: BuildFlags) => {
       const { buildCodebook } = await import('../../prune/build/index.js');
-      const { packageRoot, DEFAULT_MODEL_DIR } = await import('./ask.js');
-      const { join } = await import('node:path');
+      const { resolveModelDir } = await import('../../runtime/defaults.js');
       const ac = new AbortController();
       const onSigint = (): void => ac.abort();
       process.once('SIGINT', onSigint);
@@ -133,7 +117,7 @@ export function registerCodebookBuild(program: Command): void {
         }
         let started = false;
         const result = await buildCodebook({
-          model: flags.model ?? join(packageRoot(), DEFAULT_MODEL_DIR),
+          model: resolveModelDir(flags.model),
           images: flags.images,
           out: flags.out,
           work: flags.work,

@@ -1,10 +1,9 @@
 // `winnow doctor`: which ffmpeg/ffprobe and onnxruntime this install uses, what they can do, and whether the
 // default model folder is complete. Exit 1 only when something `winnow ask` cannot run without is broken.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { packageRoot } from '../../package-root.js';
+import { resolveModelDir } from '../../runtime/defaults.js';
 import type { FfmpegEnv } from '../../ingest/types.js';
 
 /** From docs/default-model.md. */
@@ -143,7 +142,7 @@ export function registerDoctor(program: Command): void {
     .action(async (flags: { model: string; json?: boolean }) => {
       // Entry point: the only place these environment variables are read.
       const env: FfmpegEnv = { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG, WINNOW_FFPROBE: process.env.WINNOW_FFPROBE };
-      const modelDir = flags.model ? resolve(flags.model) : join(packageRoot(), 'models', 'winnow-tiny');
+      const modelDir = resolveModelDir(flags.model || undefined);
       const checks: Check[] = [await checkBinary('ffmpeg', env), await checkBinary('ffprobe', env), ...(await checkOnnxRuntime()), checkModel(modelDir)];
       const failed = checks.some((c) => c.status === 'fail');
       if (flags.json) {

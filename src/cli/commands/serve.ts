@@ -1,17 +1,8 @@
 // `winnow serve`: the WebSocket video-QA server (docs/protocol.md). Environment is read here, at
 // the entry point: WINNOW_TOKEN (instead of --token, which shows in `ps`), WINNOW_FFMPEG.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { codebookCheckOption, type EncoderCheckPolicy } from './options.js';
+import { codebookCheckOption, intAtLeastArg, positiveIntArg, type EncoderCheckPolicy } from './options.js';
 import { WinnowError, isWinnowError } from '../../errors.js';
-
-function intAtLeast(name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
-    return n;
-  };
-}
-const positiveInt = (name: string) => intAtLeast(name, 1);
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -54,7 +45,7 @@ export function registerServe(program: Command): void {
     .command('serve')
     .description('WebSocket video-QA server: push video or open sources, ask questions while it plays (docs/protocol.md)')
     .option('--host <host>', 'interface to bind (non-loopback requires --token)', '127.0.0.1')
-    .option('--port <n>', 'port (0 = any free port)', intAtLeast('--port', 0), 8787)
+    .option('--port <n>', 'port (0 = any free port)', intAtLeastArg('--port', 0), 8787)
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', 'codebook .safetensors or .pt (default: the bundled one when installed)')
     .addOption(codebookCheckOption())
@@ -63,15 +54,15 @@ export function registerServe(program: Command): void {
     .option('--allow-url-scheme <s>', 'let clients open URLs with these schemes, e.g. rtsp,https (repeatable)', collect, [])
     .option('--allow-webhook <origin>', 'let standing questions POST to this origin, e.g. http://127.0.0.1:9000 (repeatable)', collect, [])
     .option('--allow-origin <origin>', 'browser Origin allowed to connect (repeatable; default: the server\'s own origin only)', collect, [])
-    .option('--max-sessions <n>', 'concurrent sessions (default 16)', positiveInt('--max-sessions'))
-    .option('--max-queued-frames <n>', 'frames queued per session (default 8)', positiveInt('--max-queued-frames'))
-    .option('--idle-timeout-ms <n>', 'close sessions idle this long (default 300000)', positiveInt('--idle-timeout-ms'))
-    .option('--max-payload <bytes>', 'largest WebSocket message (default 8388608)', positiveInt('--max-payload'))
-    .option('--max-context-tokens <n>', 'KV-cache budget per session (default 4096)', positiveInt('--max-context-tokens'))
-    .option('--max-question-chars <n>', 'longest question or standing question, characters (default 2000)', positiveInt('--max-question-chars'))
-    .option('--max-new-tokens <n>', 'longest answer, tokens; sessions may ask for less (default 128)', positiveInt('--max-new-tokens'))
+    .option('--max-sessions <n>', 'concurrent sessions (default 16)', positiveIntArg('--max-sessions'))
+    .option('--max-queued-frames <n>', 'frames queued per session (default 8)', positiveIntArg('--max-queued-frames'))
+    .option('--idle-timeout-ms <n>', 'close sessions idle this long (default 300000)', positiveIntArg('--idle-timeout-ms'))
+    .option('--max-payload <bytes>', 'largest WebSocket message (default 8388608)', positiveIntArg('--max-payload'))
+    .option('--max-context-tokens <n>', 'KV-cache budget per session (default 4096)', positiveIntArg('--max-context-tokens'))
+    .option('--max-question-chars <n>', 'longest question or standing question, characters (default 2000)', positiveIntArg('--max-question-chars'))
+    .option('--max-new-tokens <n>', 'longest answer, tokens; sessions may ask for less (default 128)', positiveIntArg('--max-new-tokens'))
     .option('--limit <name=value>', 'any server limit by name, e.g. startGraceMs=5000 (repeatable; docs/protocol.md lists them)', limitPair, {})
-    .option('--threads <n>', 'onnxruntime threads per session', positiveInt('--threads'))
+    .option('--threads <n>', 'onnxruntime threads per session', positiveIntArg('--threads'))
     .addOption(new Option('--execution-provider <ep>', 'where the model runs: cuda fails if onnxruntime cannot create it, auto falls back to cpu').choices(['cpu', 'cuda', 'auto']).default('auto'))
     .addOption(new Option('--examples', 'serve examples/webcam.html at /examples/webcam.html'))
     .action(async (opts: ServeOptions) => {

@@ -2,13 +2,11 @@
 // image gives one frame with its token grid (pruned tokens dimmed) and a kept/total caption; a
 // video gives a contact sheet of sampled frames, encoded in video mode (pooled grid) exactly as
 // `winnow ask` would feed them to the LLM.
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { isAbsolute, join, resolve } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { codebookCheckOption, type EncoderCheckPolicy } from './options.js';
+import { Command, Option } from 'commander';
+import { codebookCheckOption, numberInArg, similarityArg, type EncoderCheckPolicy } from './options.js';
 import { WinnowError, isWinnowError, throwIfAborted } from '../../errors.js';
-import type { StrategyName } from '../../prune/types.js';
+import { STRATEGY_NAMES, type StrategyName } from '../../prune/types.js';
 
 export interface VizOptions {
   out: string;
@@ -38,51 +36,42 @@ export interface VizResult {
   isVideo: boolean;
 }
 
-const STRATEGIES: readonly StrategyName[] = ['threshold', 'ratio', 'double-softmax', 'random', 'pool', 'cls', 'none'];
-const DEFAULT_MODEL_DIR = join('models', 'winnow-tiny');
-const DEFAULT_CODEBOOK = join('codebooks', 'winnow-tiny.safetensors');
-
-function fromRoot(root: string, p: string): string {
-  return isAbsolute(p) ? p : resolve(root, p);
-}
-
 /** Renders the picture; the CLI action and tests call this. */
 export async function runViz(source: string, opts: VizOptions, io: { signal?: AbortSignal; log?: (line: string) => void } = {}): Promise<VizResult> {
   const { signal } = io;
   const log = io.log ?? (() => undefined);
-  const [{ loadModel, encode }, viz, { Pruner }, ingest, rx, { packageRoot }] = await Promise.all([
+  const [{ encode }, viz, ingest, rx, { VisionRuntime, describeNoCodebook }] = await Promise.all([
     import('../../encode/index.js'),
     import('../../encode/viz.js'),
-    import('../../prune/index.js'),
     import('../../ingest/index.js'),
     import('rxjs'),
-    import('./ask.js'),
+    import('../../runtime/index.js'),
   ]);
-  const root = packageRoot();
-  const modelDir = opts.model ? resolve(opts.model) : fromRoot(root, DEFAULT_MODEL_DIR);
-  const bundledCodebook = fromRoot(root, DEFAULT_CODEBOOK);
-  const codebook = opts.codebook ? resolve(opts.codebook) : !opts.model && existsSync(bundledCodebook) ? bundledCodebook : undefined;
 
   const closers: Array<() => Promise<void>> = [];
   try {
     // Probe first: a missing or unreadable source should fail before a model is loaded.
     const probe = await ingest.probe(source, { signal });
-    const model = await loadModel(modelDir, { components: ['vision_encoder'], ...(opts.threads ? { intraOpThreads: opts.threads } : {}), signal });
-    closers.push(() => model.close());
-    log(`model ${modelDir} on ${model.executionProviderReason}`);
-    // Without a codebook, fall back to a strategy that needs none: the [CLS] baseline when the
-    // encoder provides it, else uniform spatial pooling.
-    const strategy: StrategyName | undefined = opts.strategy ?? (codebook ? undefined : model.vision.hasClsSimilarity ? 'cls' : 'pool');
-    const pruner = await Pruner.load({
-      codebook,
-      strategy,
-      ...(opts.tau !== undefined ? { tau: opts.tau } : {}),
-      ...(opts.ratio !== undefined ? { ratio: opts.ratio } : {}),
-      ...(opts.temporal !== undefined ? { temporal: { tau: opts.temporal } } : {}),
-      visionEncoderPath: model.files.components.vision_encoder,
-      encoderCheck: opts.codebookCheck,
+    const runtime = await VisionRuntime.loadVision({
+      ...(opts.model ? { model: opts.model } : {}),
+      ...(opts.codebook ? { codebook: opts.codebook } : {}),
+      codebookCheck: opts.codebookCheck,
       onWarning: (e) => log(`warning: ${e.message}`),
+      ...(opts.threads ? { threads: opts.threads } : {}),
       signal,
+    });
+    closers.push(() => runtime.close());
+    const model = runtime.folder;
+    log(`model ${model.dir} on ${runtime.executionProviderReason}`);
+    // Without a codebook, a picture with nothing pruned says little: fall back to a strategy that
+    // needs none, the [CLS] baseline when the encoder provides it, else uniform spatial pooling.
+    const fallback: StrategyName = model.vision.hasClsSimilarity ? 'cls' : 'pool';
+    if (runtime.noCodebookReason && !opts.strategy) log(`note: ${describeNoCodebook(runtime.noCodebookReason)}; showing strategy ${fallback}`);
+    const pruner = runtime.createPruner({
+      strategy: opts.strategy ?? (runtime.codebook ? undefined : fallback),
+      tau: opts.tau,
+      ratio: opts.ratio,
+      temporal: opts.temporal,
     });
     closers.unshift(() => pruner.close());
 
@@ -130,32 +119,22 @@ export async function runViz(source: string, opts: VizOptions, io: { signal?: Ab
   }
 }
 
-function numberIn(name: string, min: number, max: number, integer = false) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
-      throw new InvalidArgumentError(`${name} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}]`);
-    }
-    return n;
-  };
-}
-
 export function registerViz(program: Command): void {
   program
     .command('viz')
     .description('draw the token grid over a frame with pruned tokens dimmed (a contact sheet for videos)')
     .argument('<source>', 'image or video file, URL or device')
     .requiredOption('--out <file>', 'PNG to write')
-    .addOption(new Option('--strategy <s>', "pruning strategy (default: the codebook's; without one: cls, else pool)").choices(STRATEGIES))
-    .option('--tau <t>', 'similarity threshold for --strategy threshold', numberIn('--tau', -1, 1))
-    .option('--ratio <r>', 'kept fraction for ratio-based strategies', numberIn('--ratio', 0, 1))
-    .option('--temporal <tau>', 'also drop tokens this similar to the same place in the last kept frame', numberIn('--temporal', -1, 1))
+    .addOption(new Option('--strategy <s>', "pruning strategy (default: the codebook's; without one: cls, else pool)").choices(STRATEGY_NAMES))
+    .option('--tau <t>', 'similarity threshold for --strategy threshold', similarityArg('--tau'))
+    .option('--ratio <r>', 'kept fraction for ratio-based strategies', numberInArg('--ratio', 0, 1))
+    .option('--temporal <tau>', 'also drop tokens this similar to the same place in the last kept frame', similarityArg('--temporal'))
     .option('--model <dir>', 'model folder (default: the bundled models/winnow-tiny)')
     .option('--codebook <file>', "codebook .safetensors or .pt (default: the bundled model's, when present)")
     .addOption(codebookCheckOption())
-    .option('--frames <n>', 'frames on a video contact sheet', numberIn('--frames', 1, 64, true), 8)
-    .option('--columns <n>', 'tiles per row on a contact sheet', numberIn('--columns', 1, 16, true), 4)
-    .option('--threads <n>', 'onnxruntime intra-op threads', numberIn('--threads', 1, 256, true))
+    .option('--frames <n>', 'frames on a video contact sheet', numberInArg('--frames', 1, 64, { integer: true }), 8)
+    .option('--columns <n>', 'tiles per row on a contact sheet', numberInArg('--columns', 1, 16, { integer: true }), 4)
+    .option('--threads <n>', 'onnxruntime intra-op threads', numberInArg('--threads', 1, 256, { integer: true }))
     .action(async (source: string, opts: VizOptions) => {
       const ac = new AbortController();
       const onSigint = (): void => ac.abort(new Error('SIGINT'));

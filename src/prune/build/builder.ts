@@ -7,9 +7,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { lastValueFrom, of } from 'rxjs';
 import { WinnowError, throwIfAborted } from '../../errors.js';
-import { ModelFolder, encode } from '../../encode/index.js';
+import { ModelFolder, encode, offlineDecodeResize } from '../../encode/index.js';
 import type * as ort from 'onnxruntime-node';
-import { TextTokenizer, loadLanguageModelConfig, readDecoderContract } from '../../llm/index.js';
+import { TextTokenizer, languageModelConfig, readDecoderContract } from '../../llm/index.js';
 import type { DecoderContract, LanguageModelConfig } from '../../llm/index.js';
 import { saveCodebook, sha256File, type Codebook } from '../codebook.js';
 import { renderAnalysis } from './analyze.js';
@@ -186,7 +186,7 @@ export async function loadExperimentModel(
   const { signal } = options;
   const folder = await ModelFolder.load(modelDir, { executionProvider: 'cpu', signal, ...(options.threads ? { intraOpThreads: options.threads } : {}) });
   try {
-    const config = await loadLanguageModelConfig(modelDir);
+    const config = languageModelConfig(folder.config, folder.generationConfig, folder.files.config);
     const tokenizer = await TextTokenizer.load(modelDir);
     const [embed, decoder] = await Promise.all([folder.session('embed_tokens', { signal }), folder.session('decoder_model_merged', { signal })]);
     const contract = readDecoderContract(embed.session, decoder.session, config);
@@ -236,10 +236,10 @@ export async function buildCodebook(options: CodebookBuildOptions): Promise<Code
     if (dim !== contract.hiddenSize) throw new WinnowError('WINNOW_ERR_MODEL_CONTRACT', `vision tokens are ${dim}-wide, the decoder takes ${contract.hiddenSize}`);
     const encoderPath = folder.files.components.vision_encoder as string;
     const fingerprint = await sha256File(encoderPath, signal);
-    const modelName = (JSON.parse(await (await import('node:fs/promises')).readFile(join(modelDir, 'config.json'), 'utf8')) as { name?: string }).name ?? basename(modelDir);
+    const name = folder.config.raw.name;
+    const modelName = typeof name === 'string' ? name : basename(modelDir);
 
-    const pre = folder.preprocess;
-    const size = pre.pad === 'fit' && pre.resize?.kind === 'exact' ? { width: pre.resize.width, height: pre.resize.height } : undefined;
+    const size = offlineDecodeResize(folder)?.size;
     const workPath = resolve(options.work ?? `${out}.work`);
     const { maxBatchSequences: _s, maxBatchTokens: _t, ...resultParams } = params;
     // Only what the LLM experiments depend on: the selection constants may change between runs

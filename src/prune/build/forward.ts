@@ -4,16 +4,17 @@
 // the same sessions with its own preallocated [B, S, D] scratch.
 import * as ort from 'onnxruntime-node';
 import { WinnowError, throwIfAborted } from '../../errors.js';
-import type { DecoderContract, LanguageModelConfig, TextTokenizer } from '../../llm/index.js';
-import { formatFrameMarker } from '../../llm/index.js';
+import { VideoPromptLayout, type DecoderContract, type LanguageModelConfig, type TextTokenizer } from '../../llm/index.js';
 
 /**
- * Where visual tokens go in the model's prompt: `prefixIds` (bos, frame marker), then the visual
- * tokens, then `suffixIds` (the chat-templated prompt with the generation prompt). Positions
- * follow the model's scheme: `frame-shared` gives every visual token the same position,
- * `sequential` counts them up (LLaVA).
+ * One image as the LM runtime lays out a one-frame video at t = 0 (src/llm/layout.ts), embedded
+ * once: `prefixIds` (bos, frame marker), then the visual tokens, then `suffixIds` (the
+ * chat-templated prompt with the generation prompt). Positions follow the runtime's rule for the
+ * model's scheme.
  */
 export interface PromptLayout {
+  /** The LM runtime's layout these ids come from; its position rule places the visual tokens. */
+  lm: VideoPromptLayout;
   prefixIds: number[];
   suffixIds: number[];
   scheme: 'sequential' | 'frame-shared';
@@ -61,13 +62,13 @@ export async function buildLayout(
   if (pad === null || pad === undefined) {
     throw new WinnowError('WINNOW_ERR_MODEL_CONFIG', 'the model declares no pad_token_id (config.json / generation_config.json); pass --pad-token-id');
   }
-  const marker = options.frameMarker ?? formatFrameMarker(config.frameMarker, 0);
-  const prefixIds = [...(config.bosTokenId === null ? [] : [config.bosTokenId]), ...(marker ? tokenizer.encode(marker) : [])];
-  const suffixText = tokenizer.applyChatTemplate([{ role: 'user', content: options.prompt }], true);
-  const suffixIds = tokenizer.encode(suffixText);
+  const lm = new VideoPromptLayout(tokenizer, config);
+  const marker = options.frameMarker ?? lm.frameMarker(0);
+  const prefixIds = [...lm.prefixIds, ...lm.frame(0, 0, marker).markerIds];
+  const suffixIds = lm.questionIds(options.prompt);
   if (suffixIds.length === 0) throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', 'the prompt tokenizes to nothing');
   const [prefixEmbeds, suffixEmbeds, padEmbed] = await Promise.all([embedIds(embed, prefixIds), embedIds(embed, suffixIds), embedIds(embed, [pad])]);
-  return { prefixIds, suffixIds, scheme: config.visualPositionScheme, prefixEmbeds, suffixEmbeds, padEmbed, padTokenId: pad, prompt: options.prompt, frameMarker: marker };
+  return { lm, prefixIds, suffixIds, scheme: lm.scheme, prefixEmbeds, suffixEmbeds, padEmbed, padTokenId: pad, prompt: options.prompt, frameMarker: marker };
 }
 
 /**
@@ -186,7 +187,7 @@ export class BatchedForward {
     throwIfAborted(signal);
     const t0 = performance.now();
     const d = this.dim;
-    const { prefixIds, suffixIds, prefixEmbeds, suffixEmbeds, scheme, padEmbed } = this.layout;
+    const { lm, prefixIds, suffixIds, prefixEmbeds, suffixEmbeds, padEmbed } = this.layout;
     const { tokens, index, stride, counts } = table;
     const countOf = (q: number): number => (counts ? counts[q] : stride);
     let full = 0;
@@ -200,7 +201,6 @@ export class BatchedForward {
     const embeds = this.embeds.subarray(0, need * d);
     const mask = this.mask.subarray(0, b * full);
     const positions = this.positions.subarray(0, need);
-    const shared = scheme === 'frame-shared';
     for (let r = 0; r < b; r++) {
       const q = seqAt(r);
       const count = countOf(q);
@@ -232,9 +232,9 @@ export class BatchedForward {
           const a = src * d;
           for (let k = 0; k < d; k++) embeds[o + k] = tokens[a + k];
         }
-        positions[base + t] = BigInt(shared ? pos : pos + v);
+        positions[base + t] = BigInt(lm.visualPosition(pos, v));
       }
-      if (count > 0) pos += shared ? 1 : count;
+      pos += lm.visualPositionCount(count);
       for (let i = 0; i < suffixIds.length; i++, t++, pos++) {
         if (t < start) continue;
         const o = (base + t) * d;
