@@ -1,6 +1,6 @@
 // The package root: the entry points a user starts from, then every stage as a namespace for the
-// rest (`import { ingest } from 'winnow'; ingest.buildScaleFilter(…)`). Helpers and internals stay
-// in their stage; `@internal` members are stripped from the published declarations.
+// rest (`import { ingest } from 'winnow'; ingest.buildScaleFilter(…)`). Helpers stay in their
+// stage, and members marked internal are stripped from the published declarations.
 
 // Errors: one type, a stable `code`, `retryable`.
 export { WinnowError, isWinnowError } from './errors.js';

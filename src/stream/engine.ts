@@ -27,7 +27,7 @@ export interface EngineOptions extends RuntimeOptions {
  * does that).
  */
 export class WinnowEngine {
-  /** @internal Sessions register with it; not part of the public API. */
+  /** Shares the model between sessions, round-robin (sessions register with it). */
   readonly scheduler: FairScheduler;
   private closed = false;
 

@@ -53,7 +53,7 @@ const FFMPEG_EXIT_WAIT_MS = 5_000;
  * Use `createSession` (loads or borrows the engine). `close()` is idempotent and cascades: answers
  * are cancelled with a final `done`, ffmpeg is killed, the KV cache is released.
  */
-export class Session implements SchedulerClient {
+export class Session {
   readonly id: string;
   readonly limits: StreamLimits;
   private readonly events = new TypedEmitter<SessionEvents>();
@@ -73,6 +73,17 @@ export class Session implements SchedulerClient {
   private lastPtsMs: number | undefined;
   private closing: Promise<void> | undefined;
   private lastActivity = Date.now();
+  /**
+   * @internal What the scheduler calls: an adapter, so the scheduler-facing methods stay private
+   * and out of the public type.
+   */
+  private readonly schedulerClient: SchedulerClient = {
+    wantsAnswerTurn: () => this.wantsAnswerTurn(),
+    takeFrame: () => this.takeFrame(),
+    consumeEncoded: (encoded) => this.consumeEncoded(encoded),
+    frameFailed: (frame, error) => this.frameFailed(frame, error),
+    runAnswerTurn: (maxDeltas) => this.runAnswerTurn(maxDeltas),
+  };
 
   constructor(
     readonly engine: SessionEngine,
@@ -119,7 +130,7 @@ export class Session implements SchedulerClient {
       prefilled: (e) => this.events.emit('prefilled', e),
       watchDone: (id, r) => this.watches.done(id, r && { question: r.question, answer: r.answer, ptsMs: r.basis.ptsMs, frames: r.basis.frames }),
     });
-    engine.scheduler.add(this);
+    engine.scheduler.add(this.schedulerClient);
   }
 
   on<K extends keyof SessionEvents>(event: K, listener: (e: SessionEvents[K]) => void): Unsubscribe {
@@ -270,12 +281,12 @@ export class Session implements SchedulerClient {
   // ---- scheduler client: the frame path and answer turns --------------------------------------------
 
   /** @internal */
-  wantsAnswerTurn(): boolean {
+  private wantsAnswerTurn(): boolean {
     return !this.closing && this.answers.busy;
   }
 
   /** @internal */
-  takeFrame(): Frame | undefined {
+  private takeFrame(): Frame | undefined {
     if (this.closing) return undefined;
     return this.queue.take()?.frame;
   }
@@ -291,7 +302,7 @@ export class Session implements SchedulerClient {
   }
 
   /** @internal */
-  async consumeEncoded(encoded: EncodedFrame): Promise<void> {
+  private async consumeEncoded(encoded: EncodedFrame): Promise<void> {
     const q = this.queue.inFlight;
     if (!q) return;
     let inContext = false;
@@ -323,7 +334,7 @@ export class Session implements SchedulerClient {
   }
 
   /** @internal */
-  frameFailed(_frame: Frame, error: unknown): void {
+  private frameFailed(_frame: Frame, error: unknown): void {
     const q = this.queue.inFlight;
     if (!q) return;
     if (!this.closing) this.events.emit('error', toWinnowError(error, 'WINNOW_ERR_INFERENCE'));
@@ -331,7 +342,7 @@ export class Session implements SchedulerClient {
   }
 
   /** @internal */
-  async runAnswerTurn(maxDeltas: number): Promise<void> {
+  private async runAnswerTurn(maxDeltas: number): Promise<void> {
     if (this.closing) return;
     await this.answers.runTurn(maxDeltas);
   }
@@ -391,7 +402,7 @@ export class Session implements SchedulerClient {
     }
     // Listeners get every drop before `closed` (and none after: the ledger arms no timer once closing).
     this.drops.flush();
-    this.engine.scheduler.remove(this);
+    this.engine.scheduler.remove(this.schedulerClient);
     await this.answers.finishAborted();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([exited, new Promise<void>((r) => (timer = setTimeout(r, FFMPEG_EXIT_WAIT_MS)))]);

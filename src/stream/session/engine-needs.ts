@@ -13,7 +13,7 @@ export type SessionContext = Pick<VideoContext, 'on' | 'stats' | 'appendFrame' |
 export type SessionPruner = Pick<Pruner, 'prune' | 'close'>;
 
 export interface SessionEngine {
-  /** @internal */
+  /** Sessions register their frame path and answer turns with it. */
   readonly scheduler: Pick<FairScheduler, 'add' | 'remove' | 'wake'>;
   readonly lm: {
     /** `generation.maxNewTokens`: the model's answer length when generation_config.json sets one. */
