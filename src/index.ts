@@ -8,20 +8,7 @@ export type { WinnowErrorCode, WinnowErrorOptions } from './errors.js';
 
 // Sessions (the library API) and the WebSocket server behind `winnow serve`.
 export { createSession, Session, createServer, WinnowServer, WinnowEngine } from './stream/index.js';
-export type {
-  SessionOptions,
-  SessionConfig,
-  SessionConfigUpdate,
-  SessionEvents,
-  SessionStats,
-  Answer,
-  AnswerDone,
-  EngineOptions,
-  ServerOptions,
-  StreamLimits,
-  ClientEvent,
-  ServerEvent,
-} from './stream/index.js';
+export type { SessionOptions, SessionConfigUpdate, SessionStats, Answer, ServerOptions, StreamLimits, ClientEvent, ServerEvent } from './stream/index.js';
 
 // Video in: any source → frames, and the confinement for sources someone else named.
 export { openVideo, probe, SourcePolicy } from './ingest/index.js';

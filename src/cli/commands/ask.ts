@@ -1,8 +1,8 @@
 // `winnow ask SOURCE QUESTION...`: decode, encode, prune and prefill every sampled frame into one
 // video context, then answer each question from it (the last frame is "now").
 import { Command, Option } from 'commander';
-import { codebookCheckOption, numberInArg, positiveIntArg, positiveNumberArg, similarityArg, type EncoderCheckPolicy } from './options.js';
-import { WinnowError, isWinnowError } from '../../errors.js';
+import { codebookCheckOption, numberInArg, positiveIntArg, positiveNumberArg, similarityArg, type EncoderCheckPolicy, reportCommandError } from './options.js';
+import { WinnowError } from '../../errors.js';
 import type { VideoSource } from '../../ingest/types.js';
 import type { SourcePolicy } from '../../ingest/confine.js';
 import { STRATEGY_NAMES, type StrategyName } from '../../prune/types.js';
@@ -278,9 +278,7 @@ export function registerAsk(program: Command): void {
           onAnswer: (a) => process.stdout.write(opts.json ? `${JSON.stringify(a)}\n` : `${a.answer}\n`),
         });
       } catch (e) {
-        const err = isWinnowError(e) ? e : new WinnowError('WINNOW_ERR_INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
-        process.stderr.write(`winnow ask: ${err.message} (${err.code})\n`);
-        process.exitCode = err.code === 'WINNOW_ERR_INVALID_ARGUMENT' ? 2 : 1;
+        reportCommandError('ask', e);
       } finally {
         process.off('SIGINT', onSigint);
       }

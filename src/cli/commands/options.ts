@@ -4,6 +4,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { ENCODER_CHECK_POLICIES, type EncoderCheckPolicy } from '../../prune/types.js';
 import { intAtLeast, nonNegativeInt, positiveInt, positiveNumber } from '../../util/index.js';
+import { toWinnowError } from '../../errors.js';
 
 export type { EncoderCheckPolicy };
 
@@ -76,4 +77,14 @@ export function listArg<T>(flag: string, parse: ArgParser<T>): ArgParser<T[]> {
     if (items.length === 0) throw new InvalidArgumentError(`${flag} needs at least one value`);
     return items.map(parse);
   };
+}
+
+/**
+ * How every command ends on an error: one line on stderr with the code, exit code 2 for a bad
+ * argument (as commander's own usage errors), 1 for anything else.
+ */
+export function reportCommandError(command: string, e: unknown): void {
+  const err = toWinnowError(e);
+  process.stderr.write(`winnow ${command}: ${err.message} (${err.code})\n`);
+  process.exitCode = err.code === 'WINNOW_ERR_INVALID_ARGUMENT' ? 2 : 1;
 }

@@ -1,8 +1,7 @@
 // `winnow serve`: the WebSocket video-QA server (docs/protocol.md). Environment is read here, at
 // the entry point: WINNOW_TOKEN (instead of --token, which shows in `ps`), WINNOW_FFMPEG.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { codebookCheckOption, intAtLeastArg, positiveIntArg, type EncoderCheckPolicy } from './options.js';
-import { WinnowError, isWinnowError } from '../../errors.js';
+import { codebookCheckOption, intAtLeastArg, positiveIntArg, type EncoderCheckPolicy, reportCommandError } from './options.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -100,9 +99,7 @@ export function registerServe(program: Command): void {
           log,
         });
       } catch (e) {
-        const err = isWinnowError(e) ? e : new WinnowError('WINNOW_ERR_INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
-        process.stderr.write(`winnow serve: ${err.message} (${err.code})\n`);
-        process.exitCode = err.code === 'WINNOW_ERR_INVALID_ARGUMENT' ? 2 : 1;
+        reportCommandError('serve', e);
         return;
       }
       const http = server.url.replace(/^ws/, 'http');

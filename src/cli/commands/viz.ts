@@ -4,8 +4,8 @@
 // `winnow ask` would feed them to the LLM.
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { codebookCheckOption, numberInArg, similarityArg, type EncoderCheckPolicy } from './options.js';
-import { WinnowError, isWinnowError, throwIfAborted } from '../../errors.js';
+import { codebookCheckOption, numberInArg, similarityArg, type EncoderCheckPolicy, reportCommandError } from './options.js';
+import { WinnowError, throwIfAborted } from '../../errors.js';
 import { STRATEGY_NAMES, type StrategyName } from '../../prune/types.js';
 
 export interface VizOptions {
@@ -145,9 +145,7 @@ export function registerViz(program: Command): void {
           `${r.out}: ${r.width}×${r.height}, ${r.frames} frame${r.frames === 1 ? '' : 's'}, kept ${r.kept}/${r.total} tokens (${r.strategy})\n`,
         );
       } catch (e) {
-        const err = isWinnowError(e) ? e : new WinnowError('WINNOW_ERR_INTERNAL', (e as Error)?.message ?? String(e), { cause: e });
-        process.stderr.write(`winnow viz: ${err.message} (${err.code})\n`);
-        process.exitCode = err.code === 'WINNOW_ERR_INVALID_ARGUMENT' ? 2 : 1;
+        reportCommandError('viz', e);
       } finally {
         process.off('SIGINT', onSigint);
       }
