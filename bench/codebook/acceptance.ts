@@ -5,7 +5,7 @@
 // many tokens per image as the codebook strategy did (averaged over --random-seeds seeds). With --taus it only
 // reports the kept fraction for each τ (used to choose τ on TRAINING images, never on these).
 //   node --import tsx bench/codebook/acceptance.ts --codebook codebooks/winnow-tiny.safetensors [--stills 200] [--seed 2000]
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,10 +34,14 @@ const { values: a } = parseArgs({
   },
 });
 let dir = a.images;
+const rendered = !dir;
 if (!dir) {
   dir = mkdtempSync(join(tmpdir(), 'winnow-accept-'));
   await writeDataset({ outDir: dir, seed: Number(a.seed), stills: Number(a.stills), videos: 0, durationS: 1 });
 }
+// On exit, so the --taus branch's process.exit cleans up too; the ground truth is read late.
+const renderedDir = dir;
+if (rendered) process.on('exit', () => rmSync(renderedDir, { recursive: true, force: true }));
 const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().slice(0, Number(a.stills));
 const folder = await ModelFolder.load(a.model as string, { executionProvider: 'cpu' });
 const lm = await LanguageModel.fromModelFolder(folder);

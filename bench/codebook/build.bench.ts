@@ -1,8 +1,10 @@
 // Codebook-build benchmark: the three token experiments of one image with every sequence in its
 // own decoder call (batch 1) vs batched (default budget), measured in the same run, plus the
 // largest difference between the two runs' measures (batching must not change results). Run:
-//   node --import tsx bench/codebook/build.bench.ts [imageDir] [images]
-import { readdirSync } from 'node:fs';
+//   node --import tsx bench/codebook/build.bench.ts [imageDir] [images] [--quick]
+// Flags are kept out of the positionals: `npm run bench -- --quick` passes --quick to every bench,
+// and it was once read as the image directory. --quick measures one image.
+import { readdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync } from 'node:fs';
@@ -15,8 +17,11 @@ import type { EncodedFrame } from '../../src/prune/types.js';
 import { BatchedForward, DEFAULT_BATCH, REFERENCE_PARAMETERS, loadExperimentModel, measureImage, neighbourhood } from '../../src/prune/build/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-let dir = process.argv[2];
-const images = Number(process.argv[3] ?? 2);
+const quick = process.argv.includes('--quick');
+const positional = process.argv.slice(2).filter((x) => !x.startsWith('--'));
+let dir = positional[0];
+const rendered = !dir;
+const images = Number(positional[1] ?? (quick ? 1 : 2));
 if (!dir) {
   dir = mkdtempSync(join(tmpdir(), 'winnow-cbbench-'));
   await writeDataset({ outDir: dir, seed: 77, stills: images, videos: 0, durationS: 1 });
@@ -92,4 +97,5 @@ try {
   console.log(`max relative difference of the measures: ${maxDiff.toExponential(2)}`);
 } finally {
   await m.folder.close();
+  if (rendered) rmSync(dir, { recursive: true, force: true });
 }

@@ -11,7 +11,8 @@
 //    pipeline uses them), alternating runs.
 // Ratios are measured within this one run (the machine is noisy); CPU-time columns are the
 // better guide when other processes compete for the cores. Run:
-//   node --import tsx bench/encode/encode.bench.ts [--frames N] [--codebook FILE]
+//   node --import tsx bench/encode/encode.bench.ts [--quick] [--frames N] [--codebook FILE]
+// --quick: 16 frames (unless --frames), a 96-frame stream and 3 alternating runs for the pipeline cost.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,8 +27,11 @@ import { Pruner, loadCodebook, prune, type Codebook } from '../../src/prune/inde
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const modelDir = join(root, 'models', 'winnow-tiny');
 const bundledCodebook = join(root, 'codebooks', 'winnow-tiny.safetensors');
+const quick = process.argv.includes('--quick');
 const argFrames = process.argv.indexOf('--frames');
-const N = argFrames > 0 ? Number(process.argv[argFrames + 1]) : 48;
+const N = argFrames > 0 ? Number(process.argv[argFrames + 1]) : quick ? 16 : 48;
+const STREAM_FRAMES = quick ? 96 : 384;
+const STREAM_RUNS = quick ? 3 : 7;
 const argCb = process.argv.indexOf('--codebook');
 const argCodebook = argCb > 0 ? resolve(process.argv[argCb + 1]) : undefined;
 /** CPU time of this process (all threads), ms: under contention it moves far less than wall time. */
@@ -37,7 +41,6 @@ const cpuMs = (): number => {
 };
 const REPEATS = 3;
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'winnow-encode-bench-'));
@@ -182,9 +185,9 @@ async function main(): Promise<void> {
     // What pruning costs a running stream: the same frames through encode alone and through
     // encode → prune (the operators as a pipeline uses them; prune works on batch k while the
     // encoder runs batch k+1). Runs alternate so drift in the machine's load hits both alike.
-    const stream = Array.from({ length: Math.max(384, fitted.length) }, (_, i) => ({ ...fitted[i % fitted.length], index: i }));
+    const stream = Array.from({ length: Math.max(STREAM_FRAMES, fitted.length) }, (_, i) => ({ ...fitted[i % fitted.length], index: i }));
     const shipped = codebooks[0].codebook;
-    console.log(`\npipeline cost of pruning: ${stream.length} frames (112×112 from ingest), encode batch 8, best of 7 alternating runs each.`);
+    console.log(`\npipeline cost of pruning: ${stream.length} frames (112×112 from ingest), encode batch 8, best of ${STREAM_RUNS} alternating runs each.`);
     console.log('setting                         | encode alone ms/frame | encode → prune ms/frame | added time | CPU added');
     for (const [label, opts] of [
       [`default (${shipped.defaults?.strategy ?? 'ratio'}), 1 scorer thread`, {}],
@@ -206,7 +209,7 @@ async function main(): Promise<void> {
       await timed(true);
       const alone = { wall: Infinity, cpu: Infinity };
       const both = { wall: Infinity, cpu: Infinity };
-      for (let rep = 0; rep < 7; rep++) {
+      for (let rep = 0; rep < STREAM_RUNS; rep++) {
         for (const [acc, withPrune] of [[alone, false], [both, true]] as const) {
           const t = await timed(withPrune);
           acc.wall = Math.min(acc.wall, t.wall);

@@ -2,7 +2,8 @@
 // sampling (select filter), same output size and pixel format, run alternately in one process; the ratio
 // openVideo/bare is what to read (target ≥ 0.9). The difference is what ingest adds: showinfo timestamps, the
 // stdout pipe, cutting frames, and delivery through the Observable.
-//   node --import tsx bench/ingest/ingest.bench.ts [--seconds 10] [--repeats 3] [--ffmpeg PATH]
+//   node --import tsx bench/ingest/ingest.bench.ts [--quick] [--seconds 10] [--repeats 3] [--ffmpeg PATH]
+// --quick (what `npm run bench -- --quick` passes): a 3-second file and one run per config, unless set.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -16,8 +17,9 @@ function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : def;
 }
-const SECONDS = Number(arg('seconds', '10'));
-const REPEATS = Number(arg('repeats', '3'));
+const quick = process.argv.includes('--quick');
+const SECONDS = Number(arg('seconds', quick ? '3' : '10'));
+const REPEATS = Number(arg('repeats', quick ? '1' : '3'));
 const ffmpeg = arg('ffmpeg', '') || resolveFfmpegPath({ env: { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG } }).path;
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

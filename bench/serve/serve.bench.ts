@@ -112,7 +112,11 @@ async function runSession(url: string, jpegs: Buffer[], seconds: number, offsetM
   // Let answers in flight and the queued frames finish (bounded).
   const tEnd = performance.now();
   while (r.latencies.length + r.errors.length < asked.size && performance.now() - tEnd < 15_000) await new Promise((res) => setTimeout(res, 50));
-  await Promise.race([endedP, new Promise((res) => setTimeout(res, 60_000))]);
+  // The bound's timer is cleared once source.ended arrives: left pending, it held the process open
+  // for a minute after the last row.
+  let bound: NodeJS.Timeout | undefined;
+  await Promise.race([endedP, new Promise((res) => (bound = setTimeout(res, 60_000)))]);
+  clearTimeout(bound);
   ws.close();
   return r;
 }

@@ -4,8 +4,8 @@
 import { loadPruningCodebook } from './loaded-codebook.js';
 import { Observable, type OperatorFunction } from 'rxjs';
 import { WinnowError, throwIfAborted, toWinnowError } from '../errors.js';
-import { checkCodebookEncoder, loadCodebook, type Codebook, type EncoderCheckPolicy } from './codebook.js';
-import { createPrototypeIndex, type PrototypeIndex, type PrototypeIndexOptions } from './prototype-index.js';
+import type { Codebook, EncoderCheckPolicy } from './codebook.js';
+import type { PrototypeIndex, PrototypeIndexOptions } from './prototype-index.js';
 import {
   clsStrategy,
   doubleSoftmaxStrategy,

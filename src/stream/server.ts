@@ -70,7 +70,6 @@ export class WinnowServer {
   private idleTimer: ReturnType<typeof setInterval> | undefined;
   private closing: Promise<void> | undefined;
   private readonly log: (line: string) => void;
-  private readonly startedAt = Date.now();
   private readonly front: HttpFront;
 
   constructor(

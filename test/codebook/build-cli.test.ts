@@ -3,39 +3,32 @@
 // work dir with other constants, and the no-prototype error.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { loadCodebook } from '../../src/prune/codebook.js';
 import { sha256File } from '../../src/prune/build/index.js';
-import { CLI, MODEL_DIR, renderStills, repoRoot } from './helpers.js';
+import { CLI_ENTRY, MODEL_DIR, fileTempDir, runCli, spawnTsx, waitUntil } from '../shared/index.js';
+import { renderStills } from './helpers.js';
 
+const tmp = fileTempDir('winnow-cb-cli-');
 let imgs: string;
-let tmp: string;
+let removeImages: (() => Promise<void>) | undefined;
 // Selection constants that pass every token on any model (the experiments and clustering still
 // run in full), and a small global clustering, so three images always yield prototypes.
 const COMMON = ['--tau-p', '1.01', '--tau-jsd', '1e9', '--cluster-size', '196', '--global-clusters', '4', '--min-images', '0', '--seed', '3', '--json', '--no-progress'];
 
-function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'codebook', 'build', ...args], { cwd: repoRoot, encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args: string[]) => runCli(['codebook', 'build', ...args]);
 
 before(async () => {
-  tmp = mkdtempSync(join(tmpdir(), 'winnow-cb-cli-'));
-  imgs = (await renderStills(3)).dir;
+  ({ dir: imgs, cleanup: removeImages } = await renderStills(3));
 });
 
-after(() => {
-  rmSync(tmp, { recursive: true, force: true });
-  rmSync(imgs, { recursive: true, force: true });
-});
+after(() => removeImages?.());
 
 test('builds a codebook with its metadata and heat maps', async () => {
-  const out = join(tmp, 'a.safetensors');
-  const an = join(tmp, 'analysis');
+  const out = join(tmp.dir, 'a.safetensors');
+  const an = join(tmp.dir, 'analysis');
   const r = cli(['--images', imgs, '--out', out, '--analyze', an, ...COMMON]);
   assert.equal(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout) as { prototypes: number; images: number; tokens: number; distributions: { topProb: Record<string, number> } };
@@ -65,17 +58,14 @@ test('builds a codebook with its metadata and heat maps', async () => {
 });
 
 test('killed mid-run with SIGKILL, the rerun continues and writes the same codebook', async () => {
-  const out = join(tmp, 'b.safetensors');
-  const work = join(tmp, 'b.work');
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'codebook', 'build', '--images', imgs, '--out', out, '--work', work, ...COMMON], { cwd: repoRoot, stdio: 'ignore' });
+  const out = join(tmp.dir, 'b.safetensors');
+  const work = join(tmp.dir, 'b.work');
+  const child = spawnTsx(CLI_ENTRY, ['codebook', 'build', '--images', imgs, '--out', out, '--work', work, ...COMMON], { stdio: 'ignore' });
   const lines = join(work, 'images.jsonl');
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   // Kill once the first image is checkpointed (and before the last one is).
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 25));
-    const n = existsSync(lines) ? readFileSync(lines, 'utf8').split('\n').filter(Boolean).length : 0;
-    if (n >= 1) break;
-  }
+  const checkpointed = (): number => (existsSync(lines) ? readFileSync(lines, 'utf8').split('\n').filter(Boolean).length : 0);
+  await waitUntil(() => checkpointed() >= 1, 60_000, 25);
   child.kill('SIGKILL');
   await exited;
   assert.equal(existsSync(out), false, 'the killed run must not have finished');
@@ -84,27 +74,27 @@ test('killed mid-run with SIGKILL, the rerun continues and writes the same codeb
   const res = JSON.parse(r.stdout) as { imagesResumed: number; images: number };
   assert.ok(res.imagesResumed >= 1 && res.imagesResumed < 3, `resumed ${res.imagesResumed}`);
   assert.equal(res.images, 3);
-  assert.deepEqual(readFileSync(out), readFileSync(join(tmp, 'a.safetensors')));
+  assert.deepEqual(readFileSync(out), readFileSync(join(tmp.dir, 'a.safetensors')));
 });
 
 test('other selection constants reuse the work dir; none found is WINNOW_ERR_NO_PROTOTYPES', () => {
-  const work = join(tmp, 'b.work');
+  const work = join(tmp.dir, 'b.work');
   const t0 = Date.now();
-  const r = cli(['--images', imgs, '--out', join(tmp, 'c.safetensors'), '--work', work, ...COMMON, '--min-images', '5', '--select-only']);
+  const r = cli(['--images', imgs, '--out', join(tmp.dir, 'c.safetensors'), '--work', work, ...COMMON, '--min-images', '5', '--select-only']);
   assert.equal(r.code, 1);
   const err = JSON.parse(r.stderr.trim().split('\n').pop() as string) as { error: { code: string; details: { result: { distributions: unknown; images: number } } } };
   assert.equal(err.error.code, 'WINNOW_ERR_NO_PROTOTYPES');
   assert.equal(err.error.details.result.images, 3);
   assert.ok(err.error.details.result.distributions);
-  assert.equal(existsSync(join(tmp, 'c.safetensors')), false);
+  assert.equal(existsSync(join(tmp.dir, 'c.safetensors')), false);
   // No LLM work was redone: well under the time of one image's experiments.
   assert.ok(Date.now() - t0 < 60_000);
   // Select-only re-selection with the original constants reproduces the codebook.
-  const again = cli(['--images', imgs, '--out', join(tmp, 'e.safetensors'), '--work', work, ...COMMON, '--select-only']);
+  const again = cli(['--images', imgs, '--out', join(tmp.dir, 'e.safetensors'), '--work', work, ...COMMON, '--select-only']);
   assert.equal(again.code, 0, again.stderr);
-  assert.deepEqual(readFileSync(join(tmp, 'e.safetensors')), readFileSync(join(tmp, 'a.safetensors')));
+  assert.deepEqual(readFileSync(join(tmp.dir, 'e.safetensors')), readFileSync(join(tmp.dir, 'a.safetensors')));
   // An experiment constant cannot change on the same work dir.
-  const bad = cli(['--images', imgs, '--out', join(tmp, 'd.safetensors'), '--work', work, ...COMMON, '--jsd-top-k', '5']);
+  const bad = cli(['--images', imgs, '--out', join(tmp.dir, 'd.safetensors'), '--work', work, ...COMMON, '--jsd-top-k', '5']);
   assert.equal(bad.code, 1);
   assert.equal((JSON.parse(bad.stderr.trim().split('\n').pop() as string) as { error: { code: string } }).error.code, 'WINNOW_ERR_INVALID_ARGUMENT');
 });

@@ -1,32 +1,27 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { BatchedForward, REFERENCE_PARAMETERS, jsdTopK, loadExperimentModel, measureImage, topProbability, type ExperimentModel, type SequenceTable } from '../../src/prune/build/index.js';
 import { LanguageModel } from '../../src/llm/index.js';
 import type { EncodedFrame } from '../../src/prune/types.js';
-import { MODEL_DIR, encodeFile, renderStills } from './helpers.js';
+import { MODEL_DIR } from '../shared/index.js';
+import { maxAbsDiff } from '../llm/helpers.js';
+import { encodeFile, renderStills } from './helpers.js';
 
 let m: ExperimentModel;
 let enc: EncodedFrame;
-let dir: string;
+let cleanup: (() => Promise<void>) | undefined;
 
 before(async () => {
   const r = await renderStills(1);
-  dir = r.dir;
+  cleanup = r.cleanup;
   m = await loadExperimentModel(MODEL_DIR);
   enc = await encodeFile(m.folder, r.files[0]);
 });
 
 after(async () => {
   await m?.folder.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await cleanup?.();
 });
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-}
 
 test('the prompt layout is <bos>, the t=0s marker, visual tokens, the templated caption prompt', () => {
   const t = m.tokenizer;

@@ -1,25 +1,20 @@
 // Shared fixtures: a few rendered stills (seed 5: neither the training nor the evaluation seed)
 // and encoding them with the default model.
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { lastValueFrom, of, take } from 'rxjs';
 import { encode, type ModelFolder } from '../../src/encode/index.js';
 import { openVideo } from '../../src/ingest/index.js';
 import type { EncodedFrame } from '../../src/prune/types.js';
 import { writeDataset } from '../../src/synth/index.js';
+import { GEN_FFMPEG, tempDir, type TempDir } from '../shared/index.js';
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const MODEL_DIR = join(repoRoot, 'models', 'winnow-tiny');
-export const CLI = join(repoRoot, 'src', 'cli', 'index.ts');
-
-/** Renders `count` stills into a fresh temp dir; returns the dir and the PNG paths. */
-export async function renderStills(count: number, seed = 5): Promise<{ dir: string; files: string[] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'winnow-cb-imgs-'));
-  await writeDataset({ outDir: dir, seed, stills: count, videos: 0, durationS: 1, ffmpegPath: process.env.WINNOW_FFMPEG });
-  const files = readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => join(dir, f));
-  return { dir, files };
+/** Renders `count` stills into a fresh temp dir; returns the dir (the caller cleans it up) and the PNG paths. */
+export async function renderStills(count: number, seed = 5): Promise<TempDir & { files: string[] }> {
+  const t = await tempDir('winnow-cb-imgs-');
+  await writeDataset({ outDir: t.dir, seed, stills: count, videos: 0, durationS: 1, ffmpegPath: GEN_FFMPEG });
+  const files = readdirSync(t.dir).filter((f) => f.endsWith('.png')).sort().map((f) => join(t.dir, f));
+  return { ...t, files };
 }
 
 export async function encodeFile(folder: ModelFolder, path: string): Promise<EncodedFrame> {

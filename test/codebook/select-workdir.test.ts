@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REFERENCE_PARAMETERS } from '../../src/prune/build/builder.js';
 import { neighbourhood } from '../../src/prune/build/experiments.js';
 import { lowInformation, selectImageTokens, selectPrototypes } from '../../src/prune/build/select.js';
 import { WorkDir } from '../../src/prune/build/workdir.js';
+import { withTempDir } from '../shared/index.js';
 
 const P = { ...REFERENCE_PARAMETERS };
 
@@ -62,9 +62,8 @@ test('global rule keeps clusters spanning more than minDistinctImages images, in
   assert.deepEqual(selectPrototypes(rows, 6, dim, imgs, { ...P, globalClusters: 2, minDistinctImages: 3 }).rows, []);
 });
 
-test('work dir: a torn last line and surplus rows are cut off; another build is refused', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'winnow-wd-'));
-  try {
+test('work dir: a torn last line and surplus rows are cut off; another build is refused', async () => {
+  await withTempDir('winnow-wd-', (dir) => {
     const key = { parameters: { a: 1 }, source: 'x' };
     const w = WorkDir.open(dir, 2, key);
     const rec = (i: number, rows: number) => ({ i, id: `img${i}`, gridH: 1, gridW: rows, topProb: [0.1, 0.2], jsdCtx: [0, 0], jsdGlob: [0, 0], rowCount: rows, ms: 1 });
@@ -86,7 +85,5 @@ test('work dir: a torn last line and surplus rows are cut off; another build is 
     // Damaged: rows missing for finished images.
     writeFileSync(join(dir, 'rows.f32'), Buffer.alloc(4));
     assert.throws(() => WorkDir.open(dir, 2, key), (e: { code?: string }) => e.code === 'WINNOW_ERR_IO');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

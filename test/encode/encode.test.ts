@@ -2,37 +2,32 @@
 // with frames decoded by real ffmpeg through src/ingest.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as ort from 'onnxruntime-node';
 import { Subject, firstValueFrom, from, lastValueFrom, toArray } from 'rxjs';
 import { encode, loadModel, poolTokenGrid, type EncodeBatchStats, type ModelFolder } from '../../src/encode/index.js';
 import { openVideo, type Frame } from '../../src/ingest/index.js';
 import type { EncodedFrame } from '../../src/prune/types.js';
-import { defaultModelDir, defaultModelPresent } from './helpers/fixtures.js';
-import { GEN_FFMPEG } from '../ingest/helpers.js';
+import { MODEL_DIR, ffmpegSync, fileTempDir, modelSkip, waitUntil } from '../shared/index.js';
 
+const work = fileTempDir('winnow-encode-op-');
 let model: ModelFolder;
-let work: string;
 let video: string;
 let frames256: Frame[];
 
 before(async () => {
-  assert.ok(defaultModelPresent(), `the default model is missing at ${defaultModelDir}`);
-  model = await loadModel(defaultModelDir, { executionProvider: 'cpu', intraOpThreads: 2, components: ['vision_encoder'] });
-  work = mkdtempSync(join(tmpdir(), 'winnow-encode-op-'));
-  video = join(work, 'testsrc.mp4');
-  const r = spawnSync(GEN_FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=256x192:rate=10:duration=2.4', '-pix_fmt', 'yuv420p', video]);
-  assert.equal(r.status, 0, r.stderr.toString());
+  assert.equal(modelSkip, false, 'these tests run on the bundled model');
+  model = await loadModel(MODEL_DIR, { executionProvider: 'cpu', intraOpThreads: 2, components: ['vision_encoder'] });
+  video = join(work.dir, 'testsrc.mp4');
+  ffmpegSync(['-f', 'lavfi', '-i', 'testsrc2=size=256x192:rate=10:duration=2.4', '-pix_fmt', 'yuv420p', video]);
   frames256 = await lastValueFrom(openVideo(video, { fps: 'source' }).pipe(toArray()));
   assert.equal(frames256.length, 24);
 });
 
 after(async () => {
   await model?.close();
-  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 const cosine = (a: Float32Array, b: Float32Array): number => {
@@ -48,7 +43,7 @@ const cosine = (a: Float32Array, b: Float32Array): number => {
 };
 
 test('the vision encoder reproduces the reference outputs exported with the model', async () => {
-  const ref = JSON.parse(readFileSync(join(defaultModelDir, 'reference_outputs.json'), 'utf8')) as {
+  const ref = JSON.parse(readFileSync(join(MODEL_DIR, 'reference_outputs.json'), 'utf8')) as {
     image_features: Array<{ token: number; dim: number; value: number }>;
     cls_similarity: Array<{ token: number; value: number }>;
     patch_classes?: number[];
@@ -139,8 +134,7 @@ test('a partial batch runs after maxWaitMs while the source stays open', async (
   const sub = src.pipe(encode(model, { batchSize: 8, maxWaitMs: 30, onBatch: (b) => sizes.push(b.size) })).subscribe((e) => got.push(e));
   src.next(frames256[0]);
   src.next(frames256[1]);
-  const t0 = performance.now();
-  while (got.length < 2 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => got.length >= 2, 5000, 10);
   assert.deepEqual(got.map((e) => e.frame.index), [0, 1]);
   assert.deepEqual(sizes, [2]);
   sub.unsubscribe();
@@ -217,9 +211,8 @@ test('every onnxruntime tensor is disposed; unsubscribe and abort stop the work'
         resolve();
       });
     });
-    const t0 = performance.now();
-    while (model.inflightRuns > 0 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 5));
-    await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => model.inflightRuns === 0, 5000, 5);
+    await sleep(20);
     assert.deepEqual(got, [0]);
     assert.ok(created.size > 0);
     for (const t of created) assert.ok(disposed.has(t), 'tensor of a cancelled batch not disposed');
@@ -236,7 +229,7 @@ test('every onnxruntime tensor is disposed; unsubscribe and abort stop the work'
 });
 
 test('closing the model under a running stream fails it with WINNOW_ERR_SESSION_CLOSED; close stays idempotent', async () => {
-  const m = await loadModel(defaultModelDir, { executionProvider: 'auto', components: ['vision_encoder'], warmUp: false });
+  const m = await loadModel(MODEL_DIR, { executionProvider: 'auto', components: ['vision_encoder'], warmUp: false });
   assert.equal(m.executionProvider, 'cpu');
   const p = lastValueFrom(from(frames256).pipe(encode(m, { batchSize: 2, maxInFlightBatches: 1 }), toArray()));
   setTimeout(() => void m.close(), 30);

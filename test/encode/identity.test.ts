@@ -2,17 +2,15 @@
 // vision encoder's patch classes, the tracker, and the identity that encode() adds to video frames.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { ObjectTracker, encode, loadModel, poolTokenGrid, videoPooling, type ModelFolder } from '../../src/encode/index.js';
 import { openVideo, type Frame } from '../../src/ingest/index.js';
 import { COLORS, SHAPES, writeVideo, type TrackedObject, type VideoScene } from '../../src/synth/index.js';
-import { defaultModelDir } from './helpers/fixtures.js';
+import { MODEL_DIR, fileTempDir } from '../shared/index.js';
 
+const work = fileTempDir('winnow-identity-');
 let model: ModelFolder;
-let work: string;
 let frames: Frame[];
 
 function still(id: number, shape: TrackedObject['shape'], color: TrackedObject['color'], x: number, y: number, appearMs: number, leaveMs: number): TrackedObject {
@@ -38,9 +36,8 @@ const scene: VideoScene = {
 
 
 before(async () => {
-  model = await loadModel(defaultModelDir, { executionProvider: 'cpu', intraOpThreads: 2, components: ['vision_encoder'] });
-  work = mkdtempSync(join(tmpdir(), 'winnow-identity-'));
-  const mp4 = join(work, 'apart.mp4');
+  model = await loadModel(MODEL_DIR, { executionProvider: 'cpu', intraOpThreads: 2, components: ['vision_encoder'] });
+  const mp4 = join(work.dir, 'apart.mp4');
   await writeVideo(scene, mp4);
   frames = await lastValueFrom(openVideo(mp4, { fps: 1 }).pipe(toArray()));
   assert.equal(frames.length, 12);
@@ -48,7 +45,6 @@ before(async () => {
 
 after(async () => {
   await model?.close();
-  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 test('the default model declares a temporal identity and its encoder classifies patches', () => {

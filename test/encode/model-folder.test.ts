@@ -3,22 +3,16 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadModel, ModelFolder } from '../../src/encode/index.js';
-import { isWinnowError, type WinnowError } from '../../src/errors.js';
-import { patchEncoder, patchEncoderWeights, buildModel } from './helpers/onnx-builder.js';
+import type { WinnowError } from '../../src/errors.js';
+import { buildModel, rejection } from '../shared/index.js';
+import { patchEncoder, patchEncoderWeights } from './helpers/patch-encoder.js';
 import { CONFIG_32, PRE_112, TempFolders } from './helpers/fixtures.js';
 
 const folders = new TempFolders();
 after(() => folders.dispose());
 
-async function loadError(dir: string, opts: Parameters<typeof loadModel>[1] = {}): Promise<WinnowError> {
-  try {
-    const m = await loadModel(dir, { executionProvider: 'cpu', warmUp: false, ...opts });
-    await m.close();
-  } catch (e) {
-    assert.ok(isWinnowError(e), `not a WinnowError: ${String(e)}`);
-    return e;
-  }
-  assert.fail('load succeeded');
+function loadError(dir: string, opts: Parameters<typeof loadModel>[1] = {}): Promise<WinnowError> {
+  return rejection(loadModel(dir, { executionProvider: 'cpu', warmUp: false, ...opts }).then((m) => m.close()));
 }
 
 test('a folder with the contract loads; vision facts come from metadata and the warm-up run', async () => {

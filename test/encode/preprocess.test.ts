@@ -10,8 +10,8 @@ import {
   rgbToNormalizedChw,
   type RgbImage,
 } from '../../src/encode/index.js';
+import { GEN_FFMPEG } from '../shared/index.js';
 import { PRE_112 } from './helpers/fixtures.js';
-import { GEN_FFMPEG } from '../ingest/helpers.js';
 
 function solid(width: number, height: number, rgb: readonly [number, number, number]): RgbImage {
   const data = new Uint8Array(width * height * 3);
@@ -98,7 +98,7 @@ test('frames already at the model size skip the geometric work', async () => {
 test('fit + pad matches the ffmpeg filter chain ingest and the training shards use', async (t) => {
   const probe = spawnSync(GEN_FFMPEG, ['-version']);
   if (probe.status !== 0) {
-    // PATH or the bundled build (test/ingest/helpers): `npm ci` always leaves one, so its absence is a broken install.
+    // WINNOW_FFMPEG, PATH or the bundled build (test/shared/ffmpeg.ts): `npm ci` always leaves one, so its absence is a broken install.
     assert.fail(`ffmpeg does not run: ${GEN_FFMPEG}`);
   }
   const img = pattern(256, 192);

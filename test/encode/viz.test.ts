@@ -1,9 +1,7 @@
 // `winnow viz` against the default model: the picture's pixels say which tokens were kept.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { firstValueFrom, of } from 'rxjs';
@@ -11,10 +9,10 @@ import { runViz } from '../../src/cli/commands/viz.js';
 import { encode, loadModel, parsePreprocessorConfig } from '../../src/encode/index.js';
 import { renderTokenTile } from '../../src/encode/viz.js';
 import { saveCodebook } from '../../src/prune/index.js';
-import { PRE_112, defaultModelDir, defaultModelPresent } from './helpers/fixtures.js';
-import { GEN_FFMPEG } from '../ingest/helpers.js';
+import { MODEL_DIR, ffmpegSync, fileTempDir, modelSkip } from '../shared/index.js';
+import { PRE_112 } from './helpers/fixtures.js';
 
-let work: string;
+const work = fileTempDir('winnow-viz-');
 let still: string;
 let stillRgb: Uint8Array;
 
@@ -26,8 +24,7 @@ async function readPng(path: string): Promise<{ width: number; height: number; d
 const pixel = (img: { width: number; data: Uint8Array }, x: number, y: number): number[] => [...img.data.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3)];
 
 before(async () => {
-  assert.ok(defaultModelPresent(), `the default model is missing at ${defaultModelDir}`);
-  work = mkdtempSync(join(tmpdir(), 'winnow-viz-'));
+  assert.equal(modelSkip, false, 'these tests run on the bundled model');
   // A 256×192 picture (the synthetic world's size): orange square on a blue-green gradient.
   stillRgb = new Uint8Array(256 * 192 * 3);
   for (let y = 0; y < 192; y++) {
@@ -37,12 +34,8 @@ before(async () => {
       stillRgb.set(sq ? [240, 140, 20] : [30, 90 + (x >> 2), 160 - (y >> 2)], i);
     }
   }
-  still = join(work, 'still.png');
+  still = join(work.dir, 'still.png');
   writeFileSync(still, await sharp(stillRgb, { raw: { width: 256, height: 192, channels: 3 } }).png().toBuffer());
-});
-
-after(() => {
-  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 test('tile rendering: kept cells untouched, pruned cells dimmed, caption below', async () => {
@@ -60,17 +53,17 @@ test('tile rendering: kept cells untouched, pruned cells dimmed, caption below',
 
 test('viz of a still with a codebook of the letterbox tokens dims exactly the letterbox rows', async () => {
   // Codebook = the encoder's own tokens of grid rows 0 and 13 (pure pad for a 256×192 frame).
-  const model = await loadModel(defaultModelDir, { executionProvider: 'cpu', components: ['vision_encoder'] });
+  const model = await loadModel(MODEL_DIR, { executionProvider: 'cpu', components: ['vision_encoder'] });
   const e = await firstValueFrom(of({ index: 0, ptsMs: 0, width: 256, height: 192, data: stillRgb }).pipe(encode(model)));
   await model.close();
   const rows = [0, 13];
   const D = e.dim;
   const protos = new Float32Array(rows.length * 14 * D);
   rows.forEach((r, k) => protos.set(e.tokens.subarray(r * 14 * D, (r + 1) * 14 * D), k * 14 * D));
-  const cbPath = join(work, 'pad.safetensors');
+  const cbPath = join(work.dir, 'pad.safetensors');
   await saveCodebook(cbPath, { prototypes: protos, count: 28, dim: D, dtype: 'F32', extraMetadata: {} }, { dtype: 'F32' });
 
-  const out = join(work, 'still-viz.png');
+  const out = join(work.dir, 'still-viz.png');
   const r = await runViz(still, { out, codebook: cbPath, strategy: 'threshold', tau: 0.999 });
   assert.equal(r.isVideo, false);
   assert.equal(r.total, 196);
@@ -86,10 +79,9 @@ test('viz of a still with a codebook of the letterbox tokens dims exactly the le
 });
 
 test('viz of a video writes a contact sheet of pooled 7×7 grids', async () => {
-  const video = join(work, 'clip.mp4');
-  const ff = spawnSync(GEN_FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=256x192:rate=10:duration=4', '-pix_fmt', 'yuv420p', video]);
-  assert.equal(ff.status, 0, ff.stderr.toString());
-  const out = join(work, 'sheet.png');
+  const video = join(work.dir, 'clip.mp4');
+  ffmpegSync(['-f', 'lavfi', '-i', 'testsrc2=size=256x192:rate=10:duration=4', '-pix_fmt', 'yuv420p', video]);
+  const out = join(work.dir, 'sheet.png');
   const r = await runViz(video, { out, strategy: 'random', ratio: 0.25, frames: 4, columns: 2 });
   assert.equal(r.isVideo, true);
   assert.equal(r.frames, 4);

@@ -3,15 +3,13 @@
 // `winnow ask` pipeline's pruner reports for the same setting, per-family accuracies and kept
 // fractions recompute from the saved answers, the τ sweep reports the point closest to each
 // budget, and the Markdown table says what the JSON says. None of it depends on answer quality.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { AskPipeline, packageRoot } from '../../src/cli/commands/ask.js';
+import { AskPipeline } from '../../src/cli/commands/ask.js';
 import { README_BEGIN, README_END, updateReadme } from '../../src/cli/commands/eval.js';
 import {
   Evaluator,
@@ -27,12 +25,11 @@ import {
   type SceneResult,
 } from '../../src/eval/index.js';
 import type { QaPair } from '../../src/synth/index.js';
+import { fileTempDir, modelSkip, runCli } from '../shared/index.js';
 import { makeBackgroundCodebook } from './helpers.js';
 
-const root = packageRoot();
-const haveModel = existsSync(join(root, 'models', 'winnow-tiny', 'onnx', 'decoder_model_merged.onnx'));
-const skip = haveModel ? false : 'models/winnow-tiny is not installed';
-
+const skip = modelSkip;
+const tmp = fileTempDir('winnow-eval-');
 let dir: string;
 let setDir: string;
 let codebook: string;
@@ -40,7 +37,7 @@ let report: EvalReport;
 
 before(async () => {
   if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'winnow-eval-'));
+  dir = tmp.dir;
   setDir = join(dir, 'set');
   await writeEvalSet({ outDir: setDir, seed: 4000, stills: 2, videos: 1, minDurationS: 5, maxDurationS: 5 });
   const ev = await Evaluator.load({ threads: 1 });
@@ -59,10 +56,6 @@ before(async () => {
     calibrationScenes: { stills: 1, videos: 1 },
     saveAnswers: true,
   });
-});
-
-after(async () => {
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 function scenes(): SceneResult[] {
@@ -234,16 +227,15 @@ test('winnow eval CLI writes the table, the JSON, a PNG plot and the README bloc
   const plot = join(dir, 'plot.png');
   const readme = join(dir, 'README.md');
   await writeFile(readme, `# x\n\n## Evaluation\n\n${README_BEGIN}\nold\n${README_END}\n\nafter\n`);
-  const r = spawnSync(
-    process.execPath,
+  const r = runCli(
     [
-      '--import', import.meta.resolve('tsx'), join(root, 'src', 'cli', 'index.ts'), 'eval',
+      'eval',
       '--set', setDir, '--codebook', codebook, '--strategies', 'none,pool,ratio', '--keep', '0.1', '--max-videos', '0',
       '--threads', '1', '--out', out, '--plot', plot, '--readme', readme,
     ],
-    { encoding: 'utf8', cwd: tmpdir() },
+    { cwd: tmpdir() },
   );
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| strategy \| budget \|/);
   const json = JSON.parse(await readFile(out, 'utf8')) as EvalReport;
   assert.equal(json.set.seed, 4000);

@@ -1,16 +1,17 @@
 // Bounded memory: a slow consumer pauses ffmpeg (files) or drops frames (live policies), never buffers the stream.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { concatMap, lastValueFrom, Subject, take, tap } from 'rxjs';
+import { concatMap, lastValueFrom, Subject, take, tap, type Observable } from 'rxjs';
 import { openVideo } from '../../src/ingest/index.js';
-import type { IngestEvent } from '../../src/ingest/index.js';
-import { spawnedPids, waitGone, Workdir } from './helpers.js';
+import type { Frame, IngestEvent } from '../../src/ingest/index.js';
+import { waitGone } from '../shared/index.js';
+import { spawnedPids, Workdir } from './helpers.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const FRAME_BYTES = 640 * 480 * 3;
 
 function external(): number {
@@ -25,6 +26,27 @@ async function externalSettled(): Promise<number> {
   await new Promise((r) => setImmediate(r));
   gc();
   return process.memoryUsage().arrayBuffers;
+}
+
+/**
+ * An async consumer that spends `delayMs` on each of the first `count` frames, then runs `onFrame`
+ * and acknowledges on `ack$` (when given). Resolves with the last frame taken.
+ */
+function consumeSlowly(
+  frames$: Observable<Frame>,
+  opts: { delayMs: number; count: number; ack$?: Subject<void>; onFrame?: (f: Frame) => void | Promise<void> },
+): Promise<Frame> {
+  return lastValueFrom(
+    frames$.pipe(
+      concatMap(async (f) => {
+        await sleep(opts.delayMs);
+        await opts.onFrame?.(f);
+        opts.ack$?.next();
+        return f;
+      }),
+      take(opts.count),
+    ),
+  );
 }
 
 describe('ingest: backpressure and overflow policies', () => {
@@ -42,23 +64,20 @@ describe('ingest: backpressure and overflow policies', () => {
     const ack$ = new Subject<void>();
     const events: IngestEvent[] = [];
     const seen: number[] = [];
-    await lastValueFrom(
-      openVideo(clip, { fps: 'source', ack$, onEvent: (e) => events.push(e) }).pipe(
-        concatMap(async (f) => {
-          await sleep(30);
-          seen.push(f.index);
-          peak = Math.max(peak, external() - base);
-          ack$.next();
-          return f;
-        }),
-        take(30),
-      ),
-    );
+    await consumeSlowly(openVideo(clip, { fps: 'source', ack$, onEvent: (e) => events.push(e) }), {
+      delayMs: 30,
+      count: 30,
+      ack$,
+      onFrame: (f) => {
+        seen.push(f.index);
+        peak = Math.max(peak, external() - base);
+      },
+    });
     assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => i), 'in order, nothing dropped');
     t.diagnostic(`peak growth ${(peak / FRAME_BYTES).toFixed(1)} frames`);
     // Queue (2) + in flight (1) + the frame being cut + pipe/stream buffers: well under 10 frames.
     assert.ok(peak < 10 * FRAME_BYTES, `peak ${(peak / 1e6).toFixed(1)} MB`);
-    for (const pid of spawnedPids(events)) assert.ok(await waitGone(pid));
+    assert.ok(await waitGone(spawnedPids(events)));
   });
 
   it('pause-source: a slow synchronous consumer needs no ack$ and stays bounded too', async (t) => {
@@ -85,16 +104,11 @@ describe('ingest: backpressure and overflow policies', () => {
   it('control: the same async consumer WITHOUT ack$ lets concatMap buffer the stream (why ack$ exists)', async (t) => {
     const base = external();
     let peak = 0;
-    await lastValueFrom(
-      openVideo(clip, { fps: 'source' }).pipe(
-        concatMap(async (f) => {
-          await sleep(30);
-          peak = Math.max(peak, external() - base);
-          return f;
-        }),
-        take(30),
-      ),
-    );
+    await consumeSlowly(openVideo(clip, { fps: 'source' }), {
+      delayMs: 30,
+      count: 30,
+      onFrame: () => void (peak = Math.max(peak, external() - base)),
+    });
     t.diagnostic(`peak growth ${(peak / FRAME_BYTES).toFixed(1)} frames`);
     assert.ok(peak > 20 * FRAME_BYTES, `peak ${(peak / 1e6).toFixed(1)} MB`);
   });
@@ -106,18 +120,15 @@ describe('ingest: backpressure and overflow policies', () => {
       const ack$ = new Subject<void>();
       const events: IngestEvent[] = [];
       const pts: number[] = [];
-      await lastValueFrom(
-        openVideo(clip, { fps: 'source', overflow, maxQueuedFrames: 3, ack$, onEvent: (e) => events.push(e) }).pipe(
-          concatMap(async (f) => {
-            await sleep(40);
-            pts.push(f.ptsMs);
-            peak = Math.max(peak, (await externalSettled()) - base);
-            ack$.next();
-            return f;
-          }),
-          take(15),
-        ),
-      );
+      await consumeSlowly(openVideo(clip, { fps: 'source', overflow, maxQueuedFrames: 3, ack$, onEvent: (e) => events.push(e) }), {
+        delayMs: 40,
+        count: 15,
+        ack$,
+        onFrame: async (f) => {
+          pts.push(f.ptsMs);
+          peak = Math.max(peak, (await externalSettled()) - base);
+        },
+      });
       const drops = events.filter((e): e is Extract<IngestEvent, { type: 'drop' }> => e.type === 'drop');
       assert.ok(drops.length > 0, 'drop events');
       const last = drops[drops.length - 1].droppedFrames;
@@ -128,25 +139,20 @@ describe('ingest: backpressure and overflow policies', () => {
       // Measured 4-8 frames (queue of 3, the frame being assembled, pipe chunks); 184 MB (200 frames)
       // if anything buffered the stream.
       assert.ok(peak < 15 * FRAME_BYTES, `peak ${(peak / 1e6).toFixed(1)} MB`);
-      for (const pid of spawnedPids(events)) assert.ok(await waitGone(pid));
+      assert.ok(await waitGone(spawnedPids(events)));
     });
   }
 
   it('a live device source (lavfi) defaults to keep-latest and ends cleanly on unsubscribe', async () => {
     const events: IngestEvent[] = [];
     const ack$ = new Subject<void>();
-    const frames = await lastValueFrom(
-      openVideo({ device: 'testsrc2=size=320x240:rate=200', format: 'lavfi' }, { fps: 'source', ack$, onEvent: (e) => events.push(e) }).pipe(
-        concatMap(async (f) => {
-          await sleep(40);
-          ack$.next();
-          return f.index;
-        }),
-        take(8),
-      ),
-    );
-    assert.equal(frames, 7);
+    const last = await consumeSlowly(openVideo({ device: 'testsrc2=size=320x240:rate=200', format: 'lavfi' }, { fps: 'source', ack$, onEvent: (e) => events.push(e) }), {
+      delayMs: 40,
+      count: 8,
+      ack$,
+    });
+    assert.equal(last.index, 7);
     assert.ok(events.some((e) => e.type === 'drop'), 'live source dropped frames instead of pausing');
-    for (const pid of spawnedPids(events)) assert.ok(await waitGone(pid));
+    assert.ok(await waitGone(spawnedPids(events)));
   });
 });

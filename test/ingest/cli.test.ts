@@ -1,28 +1,11 @@
 // `winnow frames` and `winnow doctor` end to end, as a user runs them.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import sharp from 'sharp';
+import { runCli } from '../shared/index.js';
 import { Workdir } from './helpers.js';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(repoRoot, 'src', 'cli', 'index.ts');
-
-function run(args: string[], opts: { stdin?: Buffer; env?: Record<string, string> } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { cwd: repoRoot, env: { ...process.env, ...opts.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.stdin ?? Buffer.alloc(0));
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
 
 describe('cli: winnow frames / winnow doctor', () => {
   const wd = new Workdir();
@@ -38,7 +21,7 @@ describe('cli: winnow frames / winnow doctor', () => {
 
   it('--json prints one object per frame; --out writes numbered PNGs at the requested size', async () => {
     const out = wd.path('pngs');
-    const r = await run(['frames', clip, '--fps', '2', '--size', '640x360', '--json', '--out', out]);
+    const r = runCli(['frames', clip, '--fps', '2', '--size', '640x360', '--json', '--out', out]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
     assert.deepEqual(lines, [0, 500, 1000, 1500].map((ptsMs, index) => ({ index, ptsMs, width: 640, height: 360 })));
@@ -47,28 +30,28 @@ describe('cli: winnow frames / winnow doctor', () => {
     assert.deepEqual([meta.width, meta.height, meta.channels], [640, 360, 3]);
   });
 
-  it('reads container bytes from stdin with "-" and defaults to the model input size (112x112)', async () => {
-    const r = await run(['frames', '-', '--json', '--input-format', 'mpegts'], { stdin: readFileSync(ts) });
+  it('reads container bytes from stdin with "-" and defaults to the model input size (112x112)', () => {
+    const r = runCli(['frames', '-', '--json', '--input-format', 'mpegts'], { stdin: readFileSync(ts) });
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
     assert.deepEqual(lines, [{ index: 0, ptsMs: 0, width: 112, height: 112 }, { index: 1, ptsMs: 1000, width: 112, height: 112 }]);
   });
 
-  it('fails with one JSON error line and a non-zero exit; WINNOW_FFMPEG is honoured', async () => {
-    const bad = await run(['frames', audio, '--json']);
+  it('fails with one JSON error line and a non-zero exit; WINNOW_FFMPEG is honoured', () => {
+    const bad = runCli(['frames', audio, '--json']);
     assert.equal(bad.code, 1);
     const lines = bad.stdout.trim().split('\n');
     assert.equal(lines.length, 1);
     const err = (JSON.parse(lines[0]) as { error: { code: string; message: string } }).error;
     assert.equal(err.code, 'WINNOW_ERR_NOT_A_VIDEO');
     assert.ok(err.message.length > 0);
-    const noFfmpeg = await run(['frames', clip, '--json'], { env: { WINNOW_FFMPEG: wd.path('no-ffmpeg') } });
+    const noFfmpeg = runCli(['frames', clip, '--json'], { env: { WINNOW_FFMPEG: wd.path('no-ffmpeg') } });
     assert.equal(noFfmpeg.code, 1);
     assert.equal((JSON.parse(noFfmpeg.stdout.trim()) as { error: { code: string } }).error.code, 'WINNOW_ERR_FFMPEG_NOT_FOUND');
   });
 
-  it('doctor reports ffmpeg/ffprobe with versions, onnxruntime providers and the model folder', async () => {
-    const r = await run(['doctor', '--json', '--model', wd.path('no-model-here')]);
+  it('doctor reports ffmpeg/ffprobe with versions, onnxruntime providers and the model folder', () => {
+    const r = runCli(['doctor', '--json', '--model', wd.path('no-model-here')]);
     const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; status: string; detail: string }[] };
     const by = new Map(report.checks.map((c) => [c.name, c]));
     assert.equal(by.get('ffmpeg')?.status, 'ok');
@@ -84,7 +67,7 @@ describe('cli: winnow frames / winnow doctor', () => {
     const partial = wd.path('partial-model');
     mkdirSync(partial);
     writeFileSync(join(partial, 'config.json'), '{}');
-    const r2 = await run(['doctor', '--json', '--model', partial]);
+    const r2 = runCli(['doctor', '--json', '--model', partial]);
     assert.equal(r2.code, 1);
     const model = (JSON.parse(r2.stdout) as { checks: { name: string; status: string; detail: string }[] }).checks.find((c) => c.name === 'default model');
     assert.equal(model?.status, 'fail');

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { openVideo, probe } from '../../src/ingest/index.js';
-import { collect, ffmpegBuilds, spawnedPids, waitGone, Workdir } from './helpers.js';
+import { waitGone } from '../shared/index.js';
+import { collect, ffmpegBuilds, spawnedPids, Workdir } from './helpers.js';
 
 /** Fixed pseudo-random bytes: fresh random bytes now and then probe as some raw format that yields
  * a frame (one CI run in many), which made the "garbage is not a video" checks flaky. */
@@ -41,7 +42,7 @@ describe('ingest: failures', () => {
         assert.equal(r.error?.retryable, false);
         const stderr = r.error?.details.stderr as string[];
         assert.ok(Array.isArray(stderr) && stderr.length > 0, 'carries ffmpeg stderr lines');
-        for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid));
+        assert.ok(await waitGone(spawnedPids(r.events)));
       }
     });
 
@@ -52,7 +53,7 @@ describe('ingest: failures', () => {
         assert.ok(r.frames.length >= 5 && r.frames.length < 40, `${key}: ${r.frames.length} frames before the error`);
         r.frames.forEach((f, i) => assert.equal(f.ptsMs, i * 100));
         assert.ok((r.error?.details.stderr as string[]).length > 0);
-        for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid));
+        assert.ok(await waitGone(spawnedPids(r.events)));
       }
     });
   }

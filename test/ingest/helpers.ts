@@ -1,8 +1,8 @@
-// Shared helpers for the ingest tests: generate small videos with ffmpeg's lavfi sources into a temp dir,
-// collect frames, and check that no ffmpeg process outlives its stream.
+// Helpers for the ingest tests: the ffmpeg builds to run against, small videos made with ffmpeg's
+// lavfi sources in a temp dir, frames collected from a stream, and the pids a stream spawned.
+// The repo-wide parts (temp dirs, the media-making ffmpeg, process checks) live in test/shared.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import sharp from 'sharp';
@@ -10,6 +10,10 @@ import type { Observable } from 'rxjs';
 import { resolveFfmpegPath, resolveFfprobePath } from '../../src/ingest/index.js';
 import type { Frame, IngestEvent } from '../../src/ingest/index.js';
 import type { WinnowError } from '../../src/errors.js';
+import { GEN_FFPROBE, ffmpegSync, tempDirSync } from '../shared/index.js';
+
+// Re-exported for test/stream/fuzz, which imports them from this file.
+export { GEN_FFMPEG, GEN_FFPROBE, isAlive, waitGone } from '../shared/index.js';
 
 const require = createRequire(import.meta.url);
 
@@ -30,20 +34,16 @@ export function ffmpegBuilds(): FfmpegBuild[] {
   return builds;
 }
 
-/** The ffmpeg used to make test media: the resolved one (PATH, else bundled). */
-export const GEN_FFMPEG = resolveFfmpegPath().path;
-export const GEN_FFPROBE = resolveFfprobePath().path;
-
 export class Workdir {
-  readonly dir = mkdtempSync(join(tmpdir(), 'winnow-ingest-'));
+  readonly #tmp = tempDirSync('winnow-ingest-');
+  readonly dir = this.#tmp.dir;
   path(name: string): string {
     return join(this.dir, name);
   }
   /** Runs ffmpeg with `args` writing `name`; returns the output path. */
   ffmpeg(name: string, args: string[]): string {
     const out = this.path(name);
-    const r = spawnSync(GEN_FFMPEG, ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', ...args, out], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`ffmpeg failed making ${name}: ${r.stderr}`);
+    ffmpegSync([...args, out]);
     return out;
   }
   /** A lavfi testsrc2 clip: `seconds` long at `rate` fps, `size` WxH, encoded with `codecArgs`. */
@@ -57,7 +57,7 @@ export class Workdir {
     return p;
   }
   cleanup(): void {
-    rmSync(this.dir, { recursive: true, force: true });
+    this.#tmp.cleanup();
   }
 }
 
@@ -110,39 +110,6 @@ export function collect(make: (onEvent: (e: IngestEvent) => void) => Observable<
       complete: () => resolve({ frames, error: undefined, events }),
     });
   });
-}
-
-const HAS_PROC = existsSync('/proc/self/stat');
-
-/**
- * Whether `pid` is a running process. A zombie (exited, not reaped) is not: a process whose parent died is
- * re-parented to PID 1, and PID 1 on some machines (this test VM's among them) never reaps, so a killed
- * orphan stays in the table as state Z forever.
- */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  if (!HAS_PROC) return true;
-  try {
-    // /proc/PID/stat: "pid (comm) S …"; comm may contain spaces and parentheses, the state follows the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false; // gone between the two checks
-  }
-}
-
-/** Resolves true once `pid` no longer exists, false after `timeoutMs`. */
-export async function waitGone(pid: number, timeoutMs = 5000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (!isAlive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return !isAlive(pid);
 }
 
 export function spawnedPids(events: IngestEvent[]): number[] {

@@ -2,12 +2,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Subject, take } from 'rxjs';
 import { openVideo } from '../../src/ingest/index.js';
 import type { IngestEvent } from '../../src/ingest/index.js';
-import { collect, isAlive, spawnedPids, waitGone, Workdir } from './helpers.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { isAlive, waitGone, waitUntil } from '../shared/index.js';
+import { collect, spawnedPids, Workdir } from './helpers.js';
 
 describe('ingest: process lifecycle', () => {
   const wd = new Workdir();
@@ -42,7 +42,7 @@ describe('ingest: process lifecycle', () => {
     };
     const r = await collect(() => openVideo(clip, { fps: 'source', signal: ac.signal, onEvent }));
     assert.equal(r.error?.code, 'WINNOW_ERR_ABORTED');
-    for (const pid of spawnedPids(events)) assert.ok(await waitGone(pid));
+    assert.ok(await waitGone(spawnedPids(events)));
     const pre = await collect(() => openVideo(clip, { signal: AbortSignal.abort() }));
     assert.equal(pre.error?.code, 'WINNOW_ERR_ABORTED');
   });
@@ -54,7 +54,7 @@ describe('ingest: process lifecycle', () => {
     const sub = openVideo(clip, { fps: 'source', ack$, maxInFlightFrames: 1, onEvent: (e) => events.push(e) }).subscribe({ next: () => got++ });
     try {
       // Never acknowledged: one frame out, queue full, stdout paused, ffmpeg blocked in write().
-      for (let i = 0; i < 250 && got === 0; i++) await sleep(20);
+      await waitUntil(() => got > 0);
       await sleep(300);
       assert.equal(got, 1);
       const [pid] = spawnedPids(events);
@@ -72,7 +72,7 @@ describe('ingest: process lifecycle', () => {
     let pid = 0;
     let t0 = 0;
     try {
-      for (let i = 0; i < 250 && spawnedPids(events).length === 0; i++) await sleep(20);
+      await waitUntil(() => spawnedPids(events).length > 0);
       await sleep(100); // let the shell install its trap
       [pid] = spawnedPids(events);
       t0 = Date.now();
@@ -85,7 +85,7 @@ describe('ingest: process lifecycle', () => {
     assert.ok(await waitGone(pid, 3000));
     assert.ok(Date.now() - t0 >= 350);
     // 'exit' is reported once the pipes close too; the script's last `sleep` may hold them a few ms longer.
-    for (let i = 0; i < 100 && !events.some((e) => e.type === 'exit'); i++) await sleep(20);
+    await waitUntil(() => events.some((e) => e.type === 'exit'), 2000);
     const exit = events.find((e) => e.type === 'exit');
     assert.equal(exit?.type === 'exit' ? exit.signal : undefined, 'SIGKILL');
   });
@@ -97,6 +97,6 @@ describe('ingest: process lifecycle', () => {
     assert.equal(r.error?.retryable, true);
     assert.ok(Date.now() - t0 < 3000);
     assert.ok(r.events.some((e) => e.type === 'stall'));
-    for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid, 3000));
+    assert.ok(await waitGone(spawnedPids(r.events), 3000));
   });
 });

@@ -3,38 +3,22 @@
 // handler runs) the kernel kills ffmpeg at once through setpriv's parent-death signal.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { openVideo, rtspTimeoutOption } from '../../src/ingest/index.js';
 import type { IngestEvent } from '../../src/ingest/index.js';
 import { lifelineCommand } from '../../src/ingest/process.js';
-import { collect, ffmpegBuilds, isAlive, spawnedPids, waitGone } from './helpers.js';
+import { isAlive, silentPeer, spawnTsx, waitGone, waitUntil, type SilentPeer } from '../shared/index.js';
+import { collect, ffmpegBuilds, spawnedPids } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/hold-source.ts', import.meta.url));
 
 describe('ingest: ffmpeg never outlives the server', () => {
-  let silent: Server;
-  let port = 0;
-  const sockets: Socket[] = [];
-  let connections = 0;
+  let peer: SilentPeer;
   before(async () => {
-    // Accepts, reads whatever comes, never writes: a camera or server that hung after the handshake.
-    silent = createServer((s) => {
-      connections++;
-      sockets.push(s);
-      s.on('error', () => undefined);
-      s.resume();
-    });
-    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    port = (silent.address() as AddressInfo).port;
+    peer = await silentPeer();
   });
-  after(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => silent.close(r));
-  });
+  after(() => peer.close());
 
   for (const b of ffmpegBuilds()) {
     it(`${b.name}: the rtsp socket timeout option is detected (-stimeout in 4.x, -timeout from 5.0)`, async () => {
@@ -46,7 +30,7 @@ describe('ingest: ffmpeg never outlives the server', () => {
         const networkTimeoutMs = 1000;
         const t0 = performance.now();
         const r = await collect((onEvent) =>
-          openVideo(`${scheme}://127.0.0.1:${port}/live`, { ffmpegPath: b.ffmpegPath, networkTimeoutMs, reconnect: { attempts: 0 }, onEvent }),
+          openVideo(`${scheme}://127.0.0.1:${peer.port}/live`, { ffmpegPath: b.ffmpegPath, networkTimeoutMs, reconnect: { attempts: 0 }, onEvent }),
         );
         const elapsedMs = performance.now() - t0;
         assert.equal(r.error?.code, 'WINNOW_ERR_SOURCE_UNREACHABLE', r.error?.message);
@@ -56,18 +40,18 @@ describe('ingest: ffmpeg never outlives the server', () => {
         const expected = scheme === 'http' ? '-rw_timeout' : b.name === 'bundled-4.1' ? '-stimeout' : '-timeout';
         assert.equal(args[args.indexOf(expected) + 1], '1000000');
         if (b.name === 'bundled-4.1' && scheme === 'rtsp') assert.ok(!args.includes('-timeout'), '-timeout means "listen" in 4.x');
-        for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid, 3000));
+        assert.ok(await waitGone(spawnedPids(r.events), 3000));
       });
     }
 
     it(`${b.name}: SIGKILL of the owning process kills its ffmpeg within 3 s`, { skip: lifelineCommand() === undefined && 'no setpriv --pdeathsig here' }, async () => {
-      const before = connections;
-      const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, `rtsp://127.0.0.1:${port}/live`, b.ffmpegPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const before = peer.connections();
+      const child = spawnTsx(FIXTURE, [`rtsp://127.0.0.1:${peer.port}/live`, b.ffmpegPath], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
       const pid = await new Promise<number>((resolve, reject) => {
         let out = '';
-        child.stdout.setEncoding('utf8').on('data', (s: string) => {
+        child.stdout!.setEncoding('utf8').on('data', (s: string) => {
           out += s;
           const line = out.split('\n')[0];
           if (out.includes('\n')) resolve(Number(line));
@@ -77,8 +61,7 @@ describe('ingest: ffmpeg never outlives the server', () => {
       try {
         assert.ok(Number.isInteger(pid) && pid > 0);
         // The reported pid is ffmpeg itself (setpriv exec'd it), connected to the silent peer.
-        for (let i = 0; i < 100 && connections === before; i++) await new Promise((r) => setTimeout(r, 20));
-        assert.ok(connections > before, 'ffmpeg connected');
+        assert.ok(await waitUntil(() => peer.connections() > before, 2000), 'ffmpeg connected');
         assert.ok(isAlive(pid));
         assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0], b.ffmpegPath);
         const exited = new Promise((r) => child.once('exit', r));

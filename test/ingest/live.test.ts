@@ -6,7 +6,8 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { openVideo } from '../../src/ingest/index.js';
 import type { IngestEvent } from '../../src/ingest/index.js';
-import { collect, spawnedPids, waitGone, Workdir } from './helpers.js';
+import { waitGone } from '../shared/index.js';
+import { collect, spawnedPids, Workdir } from './helpers.js';
 
 type Behaviour = 'full' | 'fail' | 'hold' | 'silent';
 
@@ -71,7 +72,7 @@ describe('ingest: live sources', () => {
       [[1, 50], [2, 80], [1, 50], [2, 80]],
     );
     assert.equal(spawnedPids(r.events).length, 5);
-    for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid));
+    assert.ok(await waitGone(spawnedPids(r.events)));
   });
 
   it('a live source that goes silent is detected as stalled, reconnected, then errors WINNOW_ERR_SOURCE_STALLED', async () => {
@@ -87,7 +88,7 @@ describe('ingest: live sources', () => {
     assert.ok(r.frames.length > 0, 'frames before the stall were delivered');
     assert.equal(r.events.filter((e) => e.type === 'stall').length, 2);
     assert.equal(r.events.filter((e) => e.type === 'reconnect').length, 1);
-    for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid));
+    assert.ok(await waitGone(spawnedPids(r.events)));
   });
 
   it('an unreachable URL is WINNOW_ERR_SOURCE_UNREACHABLE after the configured attempts', async () => {

@@ -2,7 +2,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { openVideo } from '../../src/ingest/index.js';
-import { collect, expectedSample, ffmpegBuilds, probeFrameTimesMs, spawnedPids, waitGone, Workdir } from './helpers.js';
+import { waitGone } from '../shared/index.js';
+import { collect, expectedSample, ffmpegBuilds, probeFrameTimesMs, spawnedPids, Workdir } from './helpers.js';
 
 const X264 = ['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'];
 
@@ -65,7 +66,7 @@ describe('ingest: sampling and timestamps', () => {
         capped.frames.map((f) => f.index),
         [0, 1, 2],
       );
-      for (const pid of spawnedPids(capped.events)) assert.ok(await waitGone(pid), `ffmpeg ${pid} still running`);
+      assert.ok(await waitGone(spawnedPids(capped.events)), 'ffmpeg still running');
     });
   }
 

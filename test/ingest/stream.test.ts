@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { createReadStream, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { openVideo } from '../../src/ingest/index.js';
-import { collect, ffmpegBuilds, spawnedPids, waitGone, Workdir } from './helpers.js';
+import { waitGone } from '../shared/index.js';
+import { collect, ffmpegBuilds, spawnedPids, Workdir } from './helpers.js';
 
 const X264 = ['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-g', '10'];
 
@@ -47,7 +48,7 @@ describe('ingest: Readable byte streams', () => {
           key,
         );
         assert.deepEqual([r.frames[0].width, r.frames[0].height], [160, 120]);
-        for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid));
+        assert.ok(await waitGone(spawnedPids(r.events)));
       }
     });
   }
@@ -88,6 +89,6 @@ describe('ingest: Readable byte streams', () => {
     });
     const r = await collect((onEvent) => openVideo(failing, { fps: 'source', onEvent }));
     assert.equal(r.error?.code, 'WINNOW_ERR_IO');
-    for (const pid of spawnedPids(r.events)) assert.ok(await waitGone(pid));
+    assert.ok(await waitGone(spawnedPids(r.events)));
   });
 });

@@ -5,15 +5,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeDataset } from '../../src/synth/index.js';
-import { AskPipeline, packageRoot } from '../../src/cli/commands/ask.js';
+import { AskPipeline } from '../../src/cli/commands/ask.js';
+import { MODEL_DIR, fileTempDir, modelSkip } from '../shared/index.js';
 
-const root = packageRoot();
-const MODEL = join(root, 'models', 'winnow-tiny');
-const CARD = join(MODEL, 'MODEL_CARD.md');
+const CARD = join(MODEL_DIR, 'MODEL_CARD.md');
 
 interface Qa {
   id: string;
@@ -59,24 +57,18 @@ function cardAccuracy(): { stills: Accuracy; videos: Accuracy } | null {
 
 const card = cardAccuracy();
 const trained = card !== null && [...Object.values(card.stills), ...Object.values(card.videos)].some((v) => v > 0.05);
-const skip = !existsSync(join(MODEL, 'onnx', 'decoder_model_merged.onnx'))
-  ? 'models/winnow-tiny is not installed'
-  : !trained
-    ? 'the installed default model is untrained (MODEL_CARD.md reports ~0 accuracy)'
-    : false;
+const skip = modelSkip || (trained ? false : 'the installed default model is untrained (MODEL_CARD.md reports ~0 accuracy)');
 
-let dir: string;
+const tmp = fileTempDir('winnow-acc-');
 let pipeline: AskPipeline | undefined;
 
 before(async () => {
   if (skip) return;
-  dir = await mkdtemp(join(tmpdir(), 'winnow-acc-'));
   pipeline = await AskPipeline.load({ fps: 1 }, { log: () => undefined });
 });
 
 after(async () => {
   await pipeline?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 interface Tally {
@@ -117,7 +109,7 @@ function check(results: Map<string, Tally>, ref: Accuracy, perScene: boolean): v
 }
 
 test('frame questions F1–F4 on still images, default pruning', { skip }, async () => {
-  const out = join(dir, 'stills');
+  const out = join(tmp.dir, 'stills');
   // 96 stills (~890 questions): with 16, one family had ~50 questions and a standard error of 4-5
   // points, too coarse to tell a pruning regression from an unlucky sample; with 48, F2 passed by
   // 0.14 points (95.8 against 95.66). At 96: F2 97.9 against 96.6, F4 87.5 against 82.0.
@@ -133,7 +125,7 @@ test('frame questions F1–F4 on still images, default pruning', { skip }, async
 });
 
 test('video questions V1–V3 and "now" questions on short videos, default pruning', { skip }, async () => {
-  const out = join(dir, 'videos');
+  const out = join(tmp.dir, 'videos');
   const { files } = await writeDataset({ outDir: out, seed: 7, stills: 0, videos: 3, durationS: 12 });
   const results = new Map<string, Tally>();
   for (const mp4 of files.filter((f) => f.endsWith('.mp4'))) {

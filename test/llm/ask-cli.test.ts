@@ -2,33 +2,28 @@
 // encoder, pruning and the language model; the library form (runAsk) and the CLI process.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDataset } from '../../src/synth/index.js';
-import { AskPipeline, runAsk, packageRoot, type AskAnswer } from '../../src/cli/commands/ask.js';
+import { AskPipeline, runAsk, type AskAnswer } from '../../src/cli/commands/ask.js';
+import { fileTempDir, modelSkip, runCli } from '../shared/index.js';
 
-const root = packageRoot();
-const MODEL = join(root, 'models', 'winnow-tiny');
-const skip = existsSync(join(MODEL, 'onnx', 'decoder_model_merged.onnx')) ? false : 'models/winnow-tiny is not installed';
-let dir: string;
+const skip = modelSkip;
+const tmp = fileTempDir('winnow-ask-');
 let still: string;
 let video: string;
 let pipeline: AskPipeline | undefined;
 
 before(async () => {
   if (!skip) pipeline = await AskPipeline.load({ fps: 1, strategy: 'none' }, { log: () => undefined });
-  dir = await mkdtemp(join(tmpdir(), 'winnow-ask-'));
-  const { files } = await writeDataset({ outDir: dir, seed: 5, stills: 1, videos: 1, durationS: 6 });
+  const { files } = await writeDataset({ outDir: tmp.dir, seed: 5, stills: 1, videos: 1, durationS: 6 });
   still = files.find((f) => f.endsWith('.png'))!;
   video = files.find((f) => f.endsWith('.mp4'))!;
 });
 
 after(async () => {
   await pipeline?.close();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const KEYS = ['question', 'answer', 'keptTokens', 'totalTokens', 'frames', 'ttftMs', 'prefillMs'];
@@ -78,28 +73,27 @@ test('runAsk from a byte stream, with maxFrames and an early stop', { skip }, as
 });
 
 test('winnow ask --json prints one JSON line per question; errors exit non-zero with a code', { skip }, () => {
-  const cli = (...args: string[]) =>
-    spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), join(root, 'src', 'cli', 'index.ts'), 'ask', ...args], { encoding: 'utf8', cwd: tmpdir() });
+  const cli = (...args: string[]) => runCli(['ask', ...args], { cwd: tmpdir() });
   // Run from another cwd: the default model resolves from the package, not the cwd.
   const r = cli(still, 'how many circles are there?', 'is there a red circle?', '--json', '--strategy', 'none');
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines.length, 2);
   const parsed = lines.map((l) => JSON.parse(l) as AskAnswer);
   assert.deepEqual(parsed.map((p) => p.question), ['how many circles are there?', 'is there a red circle?']);
   for (const p of parsed) for (const k of KEYS) assert.ok(k in p, k);
-  const bad = cli(still, 'what?', '--model', join(dir, 'no-such-model'));
-  assert.equal(bad.status, 1);
+  const bad = cli(still, 'what?', '--model', join(tmp.dir, 'no-such-model'));
+  assert.equal(bad.code, 1);
   assert.match(bad.stderr, /WINNOW_ERR_MODEL_MISSING_FILE/);
   // The execution provider is selectable: cpu runs and says so; cuda on this CPU-only install is a
   // typed error, never a silent CPU fallback; an unknown provider is an invalid argument.
   const onCpu = cli(still, 'how many circles are there?', '--json', '--strategy', 'none', '--execution-provider', 'cpu');
-  assert.equal(onCpu.status, 0, onCpu.stderr);
+  assert.equal(onCpu.code, 0, onCpu.stderr);
   assert.match(onCpu.stderr, /model on cpu \(requested\)/);
   assert.deepEqual(JSON.parse(onCpu.stdout.trim()).answer, parsed[0].answer);
   const cuda = cli(still, 'how many circles are there?', '--execution-provider', 'cuda');
-  assert.equal(cuda.status, 1, cuda.stderr);
+  assert.equal(cuda.code, 1, cuda.stderr);
   assert.match(cuda.stderr, /WINNOW_ERR_EXECUTION_PROVIDER/);
   const unknown = cli(still, 'how many circles are there?', '--execution-provider', 'tpu');
-  assert.equal(unknown.status, 2);
+  assert.equal(unknown.code, 2);
 });

@@ -1,31 +1,26 @@
 // VideoContext on small models written by the test (tiny-model.ts): exactness of incremental and
 // chunked prefill, rollback, positions per scheme, abort, eviction, float16 KV caches.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { LanguageModel, type EvictionEvent } from '../../src/llm/index.js';
 import { writeTinyModel } from './tiny-model.js';
+import { fileTempDir } from '../shared/index.js';
 import { maxAbsDiff, recordingSession, syntheticFrame, type RecordedRun } from './helpers.js';
 
 const D = 32;
-let root: string;
+const tmp = fileTempDir('winnow-llm-');
 const dirs: Record<'shared' | 'seq' | 'f16', string> = { shared: '', seq: '', f16: '' };
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'winnow-llm-'));
-  dirs.shared = join(root, 'shared');
-  dirs.seq = join(root, 'seq');
-  dirs.f16 = join(root, 'f16');
+  dirs.shared = join(tmp.dir, 'shared');
+  dirs.seq = join(tmp.dir, 'seq');
+  dirs.f16 = join(tmp.dir, 'f16');
   await writeTinyModel(dirs.shared, { frameShared: true });
   await writeTinyModel(dirs.seq, { frameShared: false });
   await writeTinyModel(dirs.f16, { frameShared: true, kvDtype: 'float16' });
-});
-
-after(async () => {
-  await rm(root, { recursive: true, force: true });
 });
 
 async function loadRecorded(dir: string, runs: RecordedRun[]): Promise<LanguageModel> {
@@ -34,12 +29,21 @@ async function loadRecorded(dir: string, runs: RecordedRun[]): Promise<LanguageM
   return LanguageModel.load(dir, { sessions: { embedTokens: embed, decoder: recordingSession(dec, runs) } });
 }
 
+/** Runs `fn` on a loaded model and closes the model, whether `fn` passed or threw. */
+async function withModel(loading: Promise<LanguageModel>, fn: (lm: LanguageModel) => Promise<void>): Promise<void> {
+  const lm = await loading;
+  try {
+    await fn(lm);
+  } finally {
+    await lm.close();
+  }
+}
+
 const frames = [syntheticFrame(0, 9, D), syntheticFrame(1000, 3, D, 1), syntheticFrame(2400, 0, D, 2), syntheticFrame(3000, 14, D, 3)];
 
 for (const kind of ['shared', 'seq', 'f16'] as const) {
   test(`incremental chunked prefill equals one full prefill (${kind})`, async () => {
-    const lm = await LanguageModel.load(dirs[kind]);
-    try {
+    await withModel(LanguageModel.load(dirs[kind]), async (lm) => {
       const inc = lm.createContext({ maxChunkTokens: 4 });
       for (const f of frames) await inc.appendFrame(f);
       const full = lm.createContext({ maxChunkTokens: 4096 });
@@ -56,15 +60,12 @@ for (const kind of ['shared', 'seq', 'f16'] as const) {
       if (kind === 'f16') assert.equal(lm.runtime.contract.kvDtype, 'float16');
       await inc.close();
       await full.close();
-    } finally {
-      await lm.close();
-    }
+    });
   });
 }
 
 test('ask rolls back: the next question sees the video, not the previous question', async () => {
-  const lm = await LanguageModel.load(dirs.shared);
-  try {
+  await withModel(LanguageModel.load(dirs.shared), async (lm) => {
     const a = lm.createContext({ maxChunkTokens: 5 });
     await a.appendFrames(frames.slice(0, 2));
     const before = a.videoLogits()!;
@@ -84,16 +85,13 @@ test('ask rolls back: the next question sees the video, not the previous questio
     assert.ok(maxAbsDiff(a.videoLogits()!, fresh.videoLogits()!) < 1e-5);
     await a.close();
     await fresh.close();
-  } finally {
-    await lm.close();
-  }
+  });
 });
 
 test('positions fed for a pruned frame: frame-shared vs sequential', async () => {
   for (const kind of ['shared', 'seq'] as const) {
     const runs: RecordedRun[] = [];
-    const lm = await loadRecorded(dirs[kind], runs);
-    try {
+    await withModel(loadRecorded(dirs[kind], runs), async (lm) => {
       const ctx = lm.createContext({ maxChunkTokens: 1000 });
       // 5 kept tokens of a pruned frame at t=12s, then one with 2 kept tokens at t=13s.
       await ctx.appendFrame(syntheticFrame(12_400, 5, D));
@@ -114,16 +112,13 @@ test('positions fed for a pruned frame: frame-shared vs sequential', async () =>
       assert.equal(runs[0].positions[0], kind === 'shared' ? 13 : 18);
       assert.equal(runs[0].past, 18);
       await ctx.close();
-    } finally {
-      await lm.close();
-    }
+    });
   }
 });
 
 test('abort mid-generation stops within one step and leaves the context usable', async () => {
   const runs: RecordedRun[] = [];
-  const lm = await loadRecorded(dirs.shared, runs);
-  try {
+  await withModel(loadRecorded(dirs.shared, runs), async (lm) => {
     const ctx = lm.createContext();
     await ctx.appendFrames(frames);
     const ref = await ctx.ask('what color is the circle?', { maxNewTokens: 16, stopTokenIds: [] });
@@ -155,14 +150,11 @@ test('abort mid-generation stops within one step and leaves the context usable',
     await assert.rejects(ctx.appendFrame(frames[0], { signal: AbortSignal.abort() }), { code: 'WINNOW_ERR_ABORTED' });
     assert.equal(runs.length, 0);
     await ctx.close();
-  } finally {
-    await lm.close();
-  }
+  });
 });
 
 test('stop strings, maxNewTokens and streaming deltas agree with the final text', async () => {
-  const lm = await LanguageModel.load(dirs.shared);
-  try {
+  await withModel(LanguageModel.load(dirs.shared), async (lm) => {
     const ctx = lm.createContext();
     await ctx.appendFrames(frames);
     const full = await ctx.ask('what color is the circle?', { maxNewTokens: 16 });
@@ -180,14 +172,11 @@ test('stop strings, maxNewTokens and streaming deltas agree with the final text'
     const sampledB = await ctx.ask('what color is the circle?', { maxNewTokens: 12, temperature: 1, topP: 0.9, seed: 42 });
     assert.equal(sampledA.text, sampledB.text);
     await ctx.close();
-  } finally {
-    await lm.close();
-  }
+  });
 });
 
 test('eviction on a long stream: bounded cache, exact rebuild, event, memory flat', async () => {
-  const lm = await LanguageModel.load(dirs.shared);
-  try {
+  await withModel(LanguageModel.load(dirs.shared), async (lm) => {
     const ctx = lm.createContext({ maxContextTokens: 300, reserveTokens: 60, maxChunkTokens: 64 });
     const events: EvictionEvent[] = [];
     ctx.on('evicted', (e) => events.push(e));
@@ -231,14 +220,11 @@ test('eviction on a long stream: bounded cache, exact rebuild, event, memory fla
     assert.equal(a.text, b.text);
     await ctx.close();
     await fresh.close();
-  } finally {
-    await lm.close();
-  }
+  });
 });
 
 test('visual token stats count kept and total for the frames in context, through evictions', async () => {
-  const lm = await LanguageModel.load(dirs.shared);
-  try {
+  await withModel(LanguageModel.load(dirs.shared), async (lm) => {
     const ctx = lm.createContext({ maxContextTokens: 200, reserveTokens: 40, maxChunkTokens: 32, rebuildAtFraction: 0.8, evictToFraction: 0.5 });
     const kept = (i: number): number => 3 + (i % 4);
     const total = (i: number): number => 10 * kept(i);
@@ -263,14 +249,11 @@ test('visual token stats count kept and total for the frames in context, through
     await assert.rejects(ctx.appendFrame({ ...syntheticFrame(0, 4, D), totalTokens: 3 }), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
     await assert.rejects(ctx.appendFrame({ ...syntheticFrame(0, 4, D), totalTokens: 4.5 }), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
     await ctx.close();
-  } finally {
-    await lm.close();
-  }
+  });
 });
 
 test('background rebuild: questions keep using the current cache until the new one swaps in', async () => {
-  const lm = await LanguageModel.load(dirs.shared);
-  try {
+  await withModel(LanguageModel.load(dirs.shared), async (lm) => {
     const opts = { maxContextTokens: 400, reserveTokens: 50, maxChunkTokens: 16, rebuildAtFraction: 0.8, evictToFraction: 0.5 };
     const ctx = lm.createContext(opts);
     const events: EvictionEvent[] = [];
@@ -300,14 +283,11 @@ test('background rebuild: questions keep using the current cache until the new o
     assert.ok(maxAbsDiff(ctx.videoLogits()!, fresh.videoLogits()!) < 1e-4);
     await ctx.close();
     await fresh.close();
-  } finally {
-    await lm.close();
-  }
+  });
 });
 
 test('budget errors and contract errors carry codes', async () => {
-  const lm = await LanguageModel.load(dirs.shared);
-  try {
+  await withModel(LanguageModel.load(dirs.shared), async (lm) => {
     const ctx = lm.createContext({ maxContextTokens: 100, reserveTokens: 50 });
     await assert.rejects(ctx.appendFrame(syntheticFrame(0, 80, D)), { code: 'WINNOW_ERR_CONTEXT_OVERFLOW' });
     await assert.rejects(ctx.appendFrame(syntheticFrame(0, 3, 16)), { code: 'WINNOW_ERR_MODEL_CONTRACT' });
@@ -315,23 +295,19 @@ test('budget errors and contract errors carry codes', async () => {
     await ctx.close();
     await ctx.close();
     await assert.rejects(ctx.ask('what?'), { code: 'WINNOW_ERR_SESSION_CLOSED' });
-  } finally {
-    await lm.close();
-  }
+  });
   // A decoder without a KV cache is not a decoder this runtime can drive.
-  const bad = join(root, 'bad');
+  const bad = join(tmp.dir, 'bad');
   await writeTinyModel(bad, {});
-  await mkdir(join(bad, 'onnx'), { recursive: true });
-  await writeFile(join(bad, 'onnx', 'decoder_model_merged.onnx'), await import('node:fs/promises').then((f) => f.readFile(join(bad, 'onnx', 'embed_tokens.onnx'))));
+  await copyFile(join(bad, 'onnx', 'embed_tokens.onnx'), join(bad, 'onnx', 'decoder_model_merged.onnx'));
   await assert.rejects(LanguageModel.load(bad), { code: 'WINNOW_ERR_MODEL_CONTRACT' });
-  await assert.rejects(LanguageModel.load(join(root, 'nope')), { code: 'WINNOW_ERR_MODEL_MISSING_FILE' });
+  await assert.rejects(LanguageModel.load(join(tmp.dir, 'nope')), { code: 'WINNOW_ERR_MODEL_MISSING_FILE' });
 });
 
 test('deferred question cache: the last question chunk fetches only logits, and answers are unchanged', async () => {
   for (const chunk of [4, 64]) {
     const runs: RecordedRun[] = [];
-    const lm = await loadRecorded(dirs.shared, runs);
-    try {
+    await withModel(loadRecorded(dirs.shared, runs), async (lm) => {
       const deferred = lm.createContext({ maxChunkTokens: chunk });
       const eager = lm.createContext({ maxChunkTokens: chunk, deferQuestionCache: false });
       await deferred.appendFrames(frames);
@@ -373,8 +349,6 @@ test('deferred question cache: the last question chunk fetches only logits, and 
       assert.deepEqual(deferred.videoLogits(), eager.videoLogits());
       await deferred.close();
       await eager.close();
-    } finally {
-      await lm.close();
-    }
+    });
   }
 });

@@ -7,17 +7,17 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { LanguageModel, formatFrameMarker, type EvictionEvent } from '../../src/llm/index.js';
+import { MODEL_DIR, modelSkip } from '../shared/index.js';
 import { maxAbsDiff, recordingSession, syntheticFrame, type RecordedRun } from './helpers.js';
 
-const MODEL = join(import.meta.dirname, '..', '..', 'models', 'winnow-tiny');
-const skip = existsSync(join(MODEL, 'onnx', 'decoder_model_merged.onnx')) ? false : 'models/winnow-tiny is not installed';
+const skip = modelSkip;
 
 let lm: LanguageModel;
 let D = 0;
 
 before(async () => {
   if (skip) return;
-  lm = await LanguageModel.load(MODEL);
+  lm = await LanguageModel.load(MODEL_DIR);
   D = lm.runtime.contract.hiddenSize;
 });
 
@@ -32,7 +32,7 @@ interface Reference {
 }
 
 test('tokenizer, chat template and decoder reproduce reference_outputs.json', { skip }, async () => {
-  const ref = JSON.parse(readFileSync(join(MODEL, 'reference_outputs.json'), 'utf8')) as Reference;
+  const ref = JSON.parse(readFileSync(join(MODEL_DIR, 'reference_outputs.json'), 'utf8')) as Reference;
   const cfg = lm.config;
   assert.equal(cfg.visualPositionScheme, 'frame-shared');
   // The reference prompt is a frame at t=0 with no visual token, then the question.
@@ -91,9 +91,9 @@ test('default model: ask after rollback equals ask on a fresh context', { skip }
 
 test('default model: positions fed for a pruned frame follow the frame-shared scheme', { skip }, async () => {
   const runs: RecordedRun[] = [];
-  const embed = await ort.InferenceSession.create(join(MODEL, 'onnx', 'embed_tokens.onnx'));
-  const dec = await ort.InferenceSession.create(join(MODEL, 'onnx', 'decoder_model_merged.onnx'));
-  const rec = await LanguageModel.load(MODEL, { sessions: { embedTokens: embed, decoder: recordingSession(dec, runs) } });
+  const embed = await ort.InferenceSession.create(join(MODEL_DIR, 'onnx', 'embed_tokens.onnx'));
+  const dec = await ort.InferenceSession.create(join(MODEL_DIR, 'onnx', 'decoder_model_merged.onnx'));
+  const rec = await LanguageModel.load(MODEL_DIR, { sessions: { embedTokens: embed, decoder: recordingSession(dec, runs) } });
   try {
     const ctx = rec.createContext({ maxChunkTokens: 4096 });
     // A 7×7 frame pruned to 6 kept tokens at t=12.4 s, then one pruned to 1 token at t=13 s.
@@ -169,9 +169,9 @@ test('default model: eviction on a long stream keeps memory flat and still answe
   await ctx.close();
 });
 
-const FP16 = join(MODEL, 'onnx', 'decoder_model_merged_fp16.onnx');
+const FP16 = join(MODEL_DIR, 'onnx', 'decoder_model_merged_fp16.onnx');
 test('default model: the fp16 export loads and agrees with fp32', { skip: skip || (existsSync(FP16) ? false : 'no fp16 export') }, async () => {
-  const half = await LanguageModel.load(MODEL, { dtype: 'fp16' });
+  const half = await LanguageModel.load(MODEL_DIR, { dtype: 'fp16' });
   try {
     const frames = [syntheticFrame(0, 12, D), syntheticFrame(1000, 5, D, 1)];
     const a = lm.createContext();

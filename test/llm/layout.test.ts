@@ -1,24 +1,17 @@
 // The prompt layout shared by the LM runtime and the codebook builder: prefix, frame markers,
 // question placement and the position rule of each scheme.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { TextTokenizer, VideoPromptLayout, formatFrameMarker, parseLanguageModelConfig } from '../../src/llm/index.js';
+import { fileTempDir } from '../shared/index.js';
 import { writeTinyModel } from './tiny-model.js';
 
-let root: string;
+const tmp = fileTempDir('winnow-layout-');
 let tokenizer: TextTokenizer;
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'winnow-layout-'));
-  await writeTinyModel(root, {});
-  tokenizer = await TextTokenizer.load(root);
-});
-
-after(async () => {
-  await rm(root, { recursive: true, force: true });
+  await writeTinyModel(tmp.dir, {});
+  tokenizer = await TextTokenizer.load(tmp.dir);
 });
 
 const layoutFor = (winnow: Record<string, unknown>, bos: number | null = 1): VideoPromptLayout =>

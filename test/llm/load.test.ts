@@ -1,42 +1,25 @@
 // LanguageModel loading through the shared ONNX opener (src/model): execution-provider choice and
 // its errors, dtype files, and config.json parsed once with one schema (a folder's parse is reused).
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LanguageModel, languageModelConfig, loadLanguageModelConfig, parseLanguageModelConfig, type LanguageModelSource } from '../../src/llm/index.js';
 import { loadModel } from '../../src/encode/index.js';
 import { OnnxSessionOpener, loadModelConfigFiles, parseModelConfig } from '../../src/model/index.js';
-import { isWinnowError, type WinnowError } from '../../src/errors.js';
+import { MODEL_DIR, fileTempDir, rejection } from '../shared/index.js';
 import { writeTinyModel } from './tiny-model.js';
 
-const MODEL = join(import.meta.dirname, '..', '..', 'models', 'winnow-tiny');
-let root: string;
+const tmp = fileTempDir('winnow-llm-load-');
 let dir: string;
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'winnow-llm-load-'));
-  dir = join(root, 'tiny');
+  dir = join(tmp.dir, 'tiny');
   await writeTinyModel(dir, { frameShared: true });
 });
 
-after(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function loadError(p: Promise<unknown>): Promise<WinnowError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isWinnowError(e), `not a WinnowError: ${String(e)}`);
-    return e;
-  }
-  assert.fail('load succeeded');
-}
-
 test("executionProvider: 'cuda' fails with WINNOW_ERR_EXECUTION_PROVIDER here; 'auto' falls back to cpu; 'cpu' says requested", async () => {
-  const e = await loadError(LanguageModel.load(dir, { executionProvider: 'cuda' }));
+  const e = await rejection(LanguageModel.load(dir, { executionProvider: 'cuda' }));
   assert.equal(e.code, 'WINNOW_ERR_EXECUTION_PROVIDER');
   assert.equal(e.details.requested, 'cuda');
   const auto = await LanguageModel.load(dir, { executionProvider: 'auto', intraOpThreads: 1 });
@@ -50,12 +33,12 @@ test("executionProvider: 'cuda' fails with WINNOW_ERR_EXECUTION_PROVIDER here; '
 });
 
 test('dtype: a missing variant is WINNOW_ERR_MODEL_MISSING_FILE naming the file; an unknown one is WINNOW_ERR_INVALID_ARGUMENT', async () => {
-  const e = await loadError(LanguageModel.load(dir, { dtype: 'fp16' }));
+  const e = await rejection(LanguageModel.load(dir, { dtype: 'fp16' }));
   assert.equal(e.code, 'WINNOW_ERR_MODEL_MISSING_FILE');
   assert.equal(e.details.file, join(dir, 'onnx', 'embed_tokens_fp16.onnx'));
-  const u = await loadError(LanguageModel.load(dir, { dtype: 'int3' as 'fp16' }));
+  const u = await rejection(LanguageModel.load(dir, { dtype: 'int3' as 'fp16' }));
   assert.equal(u.code, 'WINNOW_ERR_INVALID_ARGUMENT');
-  const p = await loadError(LanguageModel.load(dir, { dtype: 'constructor' as 'fp16' }));
+  const p = await rejection(LanguageModel.load(dir, { dtype: 'constructor' as 'fp16' }));
   assert.equal(p.code, 'WINNOW_ERR_INVALID_ARGUMENT');
 });
 
@@ -65,19 +48,19 @@ test('one opener, one provider: concurrent opens wait for the first decision', a
   const [a, b] = await Promise.all([opener.open(join(dir, 'onnx', 'embed_tokens.onnx')), opener.open(join(dir, 'onnx', 'decoder_model_merged.onnx'))]);
   assert.deepEqual([a.provider, b.provider, opener.provider], ['cpu', 'cpu', 'cpu']);
   await Promise.all([a.session.release(), b.session.release()]);
-  const missing = await loadError(opener.open(join(dir, 'onnx', 'nope.onnx')));
+  const missing = await rejection(opener.open(join(dir, 'onnx', 'nope.onnx')));
   assert.equal(missing.code, 'WINNOW_ERR_MODEL_MISSING_FILE');
-  const notOnnx = await loadError(opener.open(join(dir, 'config.json')));
+  const notOnnx = await rejection(opener.open(join(dir, 'config.json')));
   assert.equal(notOnnx.code, 'WINNOW_ERR_MODEL_CONTRACT');
 });
 
 test('fromModelFolder takes the config from the folder’s parse, and it equals loading the directory', async () => {
-  const folder = await loadModel(MODEL, { executionProvider: 'cpu', warmUp: false });
+  const folder = await loadModel(MODEL_DIR, { executionProvider: 'cpu', warmUp: false });
   try {
     const viaFolder = await LanguageModel.fromModelFolder(folder);
-    const viaDir = await LanguageModel.load(MODEL, { executionProvider: 'cpu' });
+    const viaDir = await LanguageModel.load(MODEL_DIR, { executionProvider: 'cpu' });
     assert.deepEqual(viaFolder.config, viaDir.config);
-    assert.deepEqual(viaFolder.config, await loadLanguageModelConfig(MODEL));
+    assert.deepEqual(viaFolder.config, await loadLanguageModelConfig(MODEL_DIR));
     assert.equal(viaFolder.executionProvider, folder.executionProvider);
     assert.equal(viaFolder.config.maxPositionEmbeddings, 16384);
     assert.equal(viaFolder.config.generation.maxNewTokens, 24);
@@ -129,7 +112,7 @@ test('config schema: text_config wins over the top level; wrong types and unknow
 });
 
 test('config files: bad JSON is WINNOW_ERR_MODEL_CONFIG, a missing config.json WINNOW_ERR_MODEL_MISSING_FILE, no generation_config is fine', async () => {
-  const d = join(root, 'files');
+  const d = join(tmp.dir, 'files');
   await writeTinyModel(d, {});
   await rm(join(d, 'generation_config.json'));
   const files = await loadModelConfigFiles(d);
@@ -137,9 +120,9 @@ test('config files: bad JSON is WINNOW_ERR_MODEL_CONFIG, a missing config.json W
   assert.equal((await loadLanguageModelConfig(d)).generation.maxNewTokens, null);
   const good = await readFile(join(d, 'config.json'), 'utf8');
   await writeFile(join(d, 'config.json'), good.slice(0, -3));
-  assert.equal((await loadError(loadLanguageModelConfig(d))).code, 'WINNOW_ERR_MODEL_CONFIG');
+  assert.equal((await rejection(loadLanguageModelConfig(d))).code, 'WINNOW_ERR_MODEL_CONFIG');
   await rm(join(d, 'config.json'));
-  const e = await loadError(LanguageModel.load(d));
+  const e = await rejection(LanguageModel.load(d));
   assert.equal(e.code, 'WINNOW_ERR_MODEL_MISSING_FILE');
   assert.equal(e.details.file, join(d, 'config.json'));
 });

@@ -3,21 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Subject, from, lastValueFrom, toArray } from 'rxjs';
-import { loadCodebook, type Codebook } from '../../src/prune/codebook.js';
+import { loadCodebook } from '../../src/prune/codebook.js';
 import { createPrototypeIndex } from '../../src/prune/prototype-index.js';
 import { Pruner, prune, type PrunerOptions } from '../../src/prune/pruner.js';
 import { doubleSoftmaxStrategy } from '../../src/prune/strategies.js';
 import type { EncodedFrame, PrunedFrame } from '../../src/prune/types.js';
-import { LLAVA15_PT, gaussian, haveSeeds, makeTokens, refDoubleSoftmaxScores } from './helpers.js';
-
-function frame(tokens: Float32Array, gridH: number, gridW: number, dim: number, index: number, sourceId?: string): EncodedFrame {
-  return { frame: { index, ptsMs: index * 100, width: 0, height: 0, data: new Uint8Array(0) }, tokens, numTokens: gridH * gridW, dim, gridH, gridW, ...(sourceId ? { sourceId } : {}) };
-}
-
-function synthCodebook(P: number, D: number, seed: number): Codebook {
-  const g = gaussian(seed);
-  return { prototypes: Float32Array.from({ length: P * D }, g), count: P, dim: D, dtype: 'F32', extraMetadata: {} };
-}
+import { LLAVA15_PT, frame, gaussian, haveSeeds, makeTokens, refDoubleSoftmaxScores, synthCodebook } from './helpers.js';
 
 function sameFrames(a: readonly PrunedFrame[], b: readonly PrunedFrame[], label: string): void {
   assert.equal(a.length, b.length, label);

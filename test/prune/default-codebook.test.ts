@@ -5,19 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../../src/encode/index.js';
 import { loadCodebook } from '../../src/prune/codebook.js';
 import { createPrototypeIndex } from '../../src/prune/prototype-index.js';
 import { ratioStrategy } from '../../src/prune/strategies.js';
-import { MODEL_DIR, encodeFile, renderStills, repoRoot } from '../codebook/helpers.js';
+import { BUNDLED_CODEBOOK, MODEL_DIR, codebookSkip } from '../shared/index.js';
+import { encodeFile, renderStills } from '../codebook/helpers.js';
 
-const CODEBOOK = join(repoRoot, 'codebooks', 'winnow-tiny.safetensors');
-const skip = existsSync(CODEBOOK) && existsSync(join(MODEL_DIR, 'onnx', 'vision_encoder.onnx')) ? false : 'bundled model or codebook missing';
-
-test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW agrees with exact on real tokens', { skip, timeout: 120_000 }, async () => {
-  const cb = await loadCodebook(CODEBOOK);
+test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW agrees with exact on real tokens', { skip: codebookSkip, timeout: 120_000 }, async () => {
+  const cb = await loadCodebook(BUNDLED_CODEBOOK);
   const sha = createHash('sha256').update(readFileSync(join(MODEL_DIR, 'onnx', 'vision_encoder.onnx'))).digest('hex');
   assert.equal(cb.model?.visionEncoderSha256, sha, 'the codebook was built for the bundled vision encoder');
   const tau = cb.defaults?.tau;
@@ -27,7 +25,7 @@ test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW a
   assert.ok(tau !== undefined && tau > 0 && tau < 1);
   if (strategy === 'ratio') assert.ok(ratio !== undefined && ratio > 0 && ratio <= 0.2, `default ratio ${ratio}`);
   const folder = await loadModel(MODEL_DIR, { executionProvider: 'cpu', components: ['vision_encoder'] });
-  const { dir, files } = await renderStills(12, 17);
+  const { files, cleanup } = await renderStills(12, 17);
   const auto = await createPrototypeIndex(cb.prototypes, cb.count, cb.dim);
   const hnsw = await createPrototypeIndex(cb.prototypes, cb.count, cb.dim, { backend: 'hnsw' });
   try {
@@ -63,6 +61,6 @@ test('bundled codebook: fingerprint of the bundled encoder, auto = exact, HNSW a
     assert.ok(keptExact / total < 0.5, `kept ${keptExact}/${total}`);
   } finally {
     await Promise.all([auto.close(), hnsw.close(), folder.close()]);
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup();
   }
 });

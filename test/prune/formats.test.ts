@@ -1,8 +1,7 @@
 // float16 conversions, safetensors and .npy round trips, the safe unpickler and .pt import.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { unzipSync, zipSync } from 'fflate';
 import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits, decodeF16, encodeF16 } from '../../src/prune/float16.js';
@@ -11,16 +10,9 @@ import { readNpy, writeNpy } from '../../src/prune/npy.js';
 import { unpickle } from '../../src/prune/pickle.js';
 import { readTorchTensor } from '../../src/prune/torch-pt.js';
 import { decodeSafetensorsCodebook, encodeCodebook, loadCodebook, saveCodebook, type Codebook } from '../../src/prune/codebook.js';
+import { thrownCode, withTempDir } from '../shared/index.js';
 import { LLAVA15_PT, LLAVAOV_PT, haveSeeds } from './helpers.js';
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 test('float16: known values, exact f16→f32→f16 for all 65536 patterns, round-to-nearest-even', () => {
   assert.equal(f16BitsToF32(0x3c00), 1);
@@ -69,9 +61,9 @@ test('safetensors: exact F32 and F16 round trips with metadata, 8-byte aligned d
 
 test('safetensors: rejects truncated, oversized, overlapping and mistyped files', () => {
   const good = writeSafetensors({ t: { dtype: 'F32', shape: [2, 2], data: [1, 2, 3, 4] } });
-  assert.equal(code(() => readSafetensors(good.subarray(0, 5))), 'WINNOW_ERR_CODEBOOK_FORMAT');
-  assert.equal(code(() => readSafetensors(good.subarray(0, good.length - 4))), 'WINNOW_ERR_CODEBOOK_FORMAT');
-  assert.equal(code(() => readSafetensors(good, { maxHeaderBytes: 8 })), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readSafetensors(good.subarray(0, 5))), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readSafetensors(good.subarray(0, good.length - 4))), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readSafetensors(good, { maxHeaderBytes: 8 })), 'WINNOW_ERR_CODEBOOK_FORMAT');
   const craft = (header: unknown, dataBytes: number): Uint8Array => {
     const h = new TextEncoder().encode(JSON.stringify(header));
     const out = new Uint8Array(8 + h.length + dataBytes);
@@ -79,17 +71,17 @@ test('safetensors: rejects truncated, oversized, overlapping and mistyped files'
     out.set(h, 8);
     return out;
   };
-  assert.equal(code(() => readSafetensors(craft({ t: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, 8))), 'WINNOW_ERR_CODEBOOK_FORMAT');
-  assert.equal(code(() => readSafetensors(craft({ t: { dtype: 'F32', shape: [2], data_offsets: [0, 16] } }, 8))), 'WINNOW_ERR_CODEBOOK_FORMAT');
-  assert.equal(code(() => readSafetensors(craft({ t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8))), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readSafetensors(craft({ t: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, 8))), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readSafetensors(craft({ t: { dtype: 'F32', shape: [2], data_offsets: [0, 16] } }, 8))), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readSafetensors(craft({ t: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8))), 'WINNOW_ERR_CODEBOOK_FORMAT');
   assert.equal(
-    code(() => readSafetensors(craft({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12))),
+    thrownCode(() => readSafetensors(craft({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12))),
     'WINNOW_ERR_CODEBOOK_FORMAT',
   );
-  assert.equal(code(() => readSafetensors(craft({ __metadata__: { k: 1 } }, 0))), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readSafetensors(craft({ __metadata__: { k: 1 } }, 0))), 'WINNOW_ERR_CODEBOOK_FORMAT');
   const huge = new Uint8Array(16);
   new DataView(huge.buffer).setBigUint64(0, 2n ** 60n, true);
-  assert.equal(code(() => readSafetensors(huge)), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readSafetensors(huge)), 'WINNOW_ERR_CODEBOOK_FORMAT');
 });
 
 test('npy: f2/f4 round trip, v2 header, rejects Fortran order and 3-D', () => {
@@ -110,10 +102,10 @@ test('npy: f2/f4 round trip, v2 header, rejects Fortran order and 3-D', () => {
   };
   const payload = new Uint8Array(Float32Array.of(1, 2, 3, 4).buffer);
   assert.deepEqual(Array.from(readNpy(v2("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\n", payload)).data), [1, 2, 3, 4]);
-  assert.equal(code(() => readNpy(v2("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }\n", payload))), 'WINNOW_ERR_CORRUPT_INPUT');
-  assert.equal(code(() => readNpy(v2("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }\n", payload))), 'WINNOW_ERR_CORRUPT_INPUT');
-  assert.equal(code(() => readNpy(v2("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 1), }\n", payload))), 'WINNOW_ERR_CORRUPT_INPUT');
-  assert.equal(code(() => readNpy(new Uint8Array(20))), 'WINNOW_ERR_CORRUPT_INPUT');
+  assert.equal(thrownCode(() => readNpy(v2("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }\n", payload))), 'WINNOW_ERR_CORRUPT_INPUT');
+  assert.equal(thrownCode(() => readNpy(v2("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }\n", payload))), 'WINNOW_ERR_CORRUPT_INPUT');
+  assert.equal(thrownCode(() => readNpy(v2("{'descr': '<f8', 'fortran_order': False, 'shape': (2, 1), }\n", payload))), 'WINNOW_ERR_CORRUPT_INPUT');
+  assert.equal(thrownCode(() => readNpy(new Uint8Array(20))), 'WINNOW_ERR_CORRUPT_INPUT');
 });
 
 // --- a tiny pickle assembler, to build torch-like and hostile pickles byte by byte -------------
@@ -154,8 +146,8 @@ test('unpickler: refuses non-allow-listed globals, opcodes and REDUCE targets', 
     Uint8Array.from([0x80, 2, ...bu('x'), 0x51, 0x2e]), // persistent id that is not a storage
     Uint8Array.from([0x80, 2, ...glob('collections', 'OrderedDict'), ...bu('x'), 0x85, 0x52, 0x2e]),
   ];
-  for (const p of evil) assert.equal(code(() => unpickle(p)), 'WINNOW_ERR_UNSAFE_PICKLE', Buffer.from(p).toString('latin1'));
-  assert.equal(code(() => unpickle(Uint8Array.from([0x80, 2, 0x4a, 1]))), 'WINNOW_ERR_CODEBOOK_FORMAT'); // truncated
+  for (const p of evil) assert.equal(thrownCode(() => unpickle(p)), 'WINNOW_ERR_UNSAFE_PICKLE', Buffer.from(p).toString('latin1'));
+  assert.equal(thrownCode(() => unpickle(Uint8Array.from([0x80, 2, 0x4a, 1]))), 'WINNOW_ERR_CODEBOOK_FORMAT'); // truncated
   const d = unpickle(Uint8Array.from([0x80, 2, 0x7d, 0x28, ...bu('a'), 0x4b, 7, ...bu('b'), 0x88, 0x75, 0x2e]));
   assert.ok(d instanceof Map);
   assert.deepEqual([...(d as Map<unknown, unknown>).entries()], [['a', 7], ['b', true]]);
@@ -171,19 +163,16 @@ test('.pt import: float32 / bfloat16 storages, storage offsets, non-contiguous a
   const tb = readTorchTensor(ptZip(tensorPickle('BFloat16Storage', 4, 0, [2, 2], [2, 1]), new Uint8Array(bf.buffer)));
   assert.deepEqual(Array.from(tb.data), [1, 2, -3, 0]);
   // A transposed view is refused rather than silently mis-read.
-  assert.equal(code(() => readTorchTensor(ptZip(tensorPickle('FloatStorage', 10, 0, [2, 3], [1, 2]), new Uint8Array(f32.buffer)))), 'WINNOW_ERR_CODEBOOK_FORMAT');
-  assert.equal(code(() => readTorchTensor(ptZip(tensorPickle('FloatStorage', 10, 8, [2, 3], [3, 1]), new Uint8Array(f32.buffer)))), 'WINNOW_ERR_CODEBOOK_FORMAT');
-  assert.equal(code(() => readTorchTensor(ptZip(tensorPickle('DoubleStorage', 10, 0, [2, 3], [3, 1]), new Uint8Array(f32.buffer)))), 'WINNOW_ERR_UNSAFE_PICKLE');
+  assert.equal(thrownCode(() => readTorchTensor(ptZip(tensorPickle('FloatStorage', 10, 0, [2, 3], [1, 2]), new Uint8Array(f32.buffer)))), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readTorchTensor(ptZip(tensorPickle('FloatStorage', 10, 8, [2, 3], [3, 1]), new Uint8Array(f32.buffer)))), 'WINNOW_ERR_CODEBOOK_FORMAT');
+  assert.equal(thrownCode(() => readTorchTensor(ptZip(tensorPickle('DoubleStorage', 10, 0, [2, 3], [3, 1]), new Uint8Array(f32.buffer)))), 'WINNOW_ERR_UNSAFE_PICKLE');
   const evil = ptZip(Uint8Array.from([0x80, 2, ...glob('os', 'system'), ...bu('touch /tmp/x'), 0x85, 0x52, 0x2e]), new Uint8Array(0));
-  const dir = mkdtempSync(join(tmpdir(), 'winnow-pt-'));
-  try {
+  await withTempDir('winnow-pt-', async (dir) => {
     writeFileSync(join(dir, 'evil.pt'), evil);
     await assert.rejects(loadCodebook(join(dir, 'evil.pt')), (e: { code?: string }) => e.code === 'WINNOW_ERR_UNSAFE_PICKLE');
     writeFileSync(join(dir, 'legacy.pt'), Uint8Array.from([0x80, 2, 0x8a, 0x0a]));
     await assert.rejects(loadCodebook(join(dir, 'legacy.pt')), (e: { code?: string }) => e.code === 'WINNOW_ERR_CODEBOOK_FORMAT');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('released .pt codebooks: shapes, dtype, values equal the raw storage, sample ids, safetensors round trip', { skip: !haveSeeds && 'seed codebooks missing' }, async () => {
@@ -222,8 +211,7 @@ test('codebook safetensors: structured metadata round trip, validation errors, .
     build: { source: 'unit test', imageCount: 2, parameters: { k: 5, tauJsd: 0.002 }, sampleIds: ['1', '2', '2'] },
     extraMetadata: { comment: 'x' },
   };
-  const dir = mkdtempSync(join(tmpdir(), 'winnow-cb-'));
-  try {
+  await withTempDir('winnow-cb-', async (dir) => {
     await saveCodebook(join(dir, 'c.safetensors'), cb, { dtype: 'F32' });
     const back = await loadCodebook(join(dir, 'c.safetensors'));
     assert.deepEqual(back.prototypes, cb.prototypes);
@@ -231,12 +219,12 @@ test('codebook safetensors: structured metadata round trip, validation errors, .
     const meta = readSafetensors(readFileSync(join(dir, 'c.safetensors'))).metadata;
     assert.equal(meta.format, 'winnow-codebook/1');
     assert.deepEqual(JSON.parse(meta.model), cb.model);
-    assert.equal(code(() => encodeCodebook({ ...cb, model: { name: 'm', llmWidth: 8 } })), 'WINNOW_ERR_CODEBOOK_MISMATCH');
-    assert.equal(code(() => encodeCodebook({ ...cb, build: { source: 's', sampleIds: ['1'] } })), 'WINNOW_ERR_CODEBOOK_FORMAT');
+    assert.equal(thrownCode(() => encodeCodebook({ ...cb, model: { name: 'm', llmWidth: 8 } })), 'WINNOW_ERR_CODEBOOK_MISMATCH');
+    assert.equal(thrownCode(() => encodeCodebook({ ...cb, build: { source: 's', sampleIds: ['1'] } })), 'WINNOW_ERR_CODEBOOK_FORMAT');
     const bad = writeSafetensors({ prototypes: { dtype: 'F32', shape: [3, 4], data: cb.prototypes } }, { defaults: '{"strategy":"magic"}' });
-    assert.equal(code(() => decodeSafetensorsCodebook(bad)), 'WINNOW_ERR_CODEBOOK_FORMAT');
+    assert.equal(thrownCode(() => decodeSafetensorsCodebook(bad)), 'WINNOW_ERR_CODEBOOK_FORMAT');
     const noTensor = writeSafetensors({ other: { dtype: 'F32', shape: [3, 4], data: cb.prototypes } });
-    assert.equal(code(() => decodeSafetensorsCodebook(noTensor)), 'WINNOW_ERR_CODEBOOK_FORMAT');
+    assert.equal(thrownCode(() => decodeSafetensorsCodebook(noTensor)), 'WINNOW_ERR_CODEBOOK_FORMAT');
     await assert.rejects(loadCodebook(join(dir, 'missing.safetensors')), (e: { code?: string }) => e.code === 'WINNOW_ERR_IO');
     if (haveSeeds) {
       // Without the .samples.json beside it, a .pt still loads, just without sample ids.
@@ -245,7 +233,5 @@ test('codebook safetensors: structured metadata round trip, validation errors, .
       assert.equal(ov.build?.sampleIds, undefined);
       assert.equal(ov.count, 45);
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -1,22 +1,35 @@
-// Shared fixtures for prune tests: paths to the released codebooks (read from ../shared, never
-// copied), a seeded Gaussian generator and an independent float64 plain-loop reference.
+// Fixtures for the prune tests: paths to the released codebooks (read from the workspace's
+// ../shared, never copied), a seeded Gaussian generator, encoded frames and codebooks built from
+// it, and an independent float64 plain-loop reference.
 import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { seededRandom } from '../../src/prune/build/dpc-knn.js';
+import type { Codebook } from '../../src/prune/codebook.js';
+import type { EncodedFrame } from '../../src/prune/types.js';
+import { repoRoot } from '../shared/index.js';
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const seedDir = resolve(repoRoot, '..', 'shared', 'seed-codebooks');
 export const LLAVA15_PT = resolve(seedDir, 'llava15-454.pt');
 export const LLAVAOV_PT = resolve(seedDir, 'llavaov-45.pt');
 export const haveSeeds = existsSync(LLAVA15_PT) && existsSync(LLAVAOV_PT);
 
 /** Seeded test data from the same generator the codebook builder uses for its tie-breaking noise. */
-import { seededRandom } from '../../src/prune/build/dpc-knn.js';
 export const rng = seededRandom;
 
 export function gaussian(seed: number): () => number {
   const u = rng(seed);
   return () => Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
+}
+
+/** An encoded frame of `tokens` on a gridH×gridW grid (no pixels), `index` 100 ms apart. */
+export function frame(tokens: Float32Array, gridH: number, gridW: number, dim: number, index = 0, sourceId?: string): EncodedFrame {
+  return { frame: { index, ptsMs: index * 100, width: 0, height: 0, data: new Uint8Array(0) }, tokens, numTokens: gridH * gridW, dim, gridH, gridW, ...(sourceId ? { sourceId } : {}) };
+}
+
+/** A codebook of `P` Gaussian prototypes of width `D`. */
+export function synthCodebook(P: number, D: number, seed: number): Codebook {
+  const g = gaussian(seed);
+  return { prototypes: Float32Array.from({ length: P * D }, g), count: P, dim: D, dtype: 'F32', extraMetadata: {} };
 }
 
 /**

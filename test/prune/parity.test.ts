@@ -3,15 +3,14 @@
 // through `winnow prune --json` end to end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadCodebook } from '../../src/prune/codebook.js';
 import { readNpy, writeNpy } from '../../src/prune/npy.js';
 import { Pruner } from '../../src/prune/pruner.js';
 import type { EncodedFrame } from '../../src/prune/types.js';
-import { LLAVA15_PT, LLAVAOV_PT, haveSeeds, makeTokens, refCosine, refDoubleSoftmax, refMax, refRatio, refThreshold, repoRoot } from './helpers.js';
+import { runCli, withTempDir } from '../shared/index.js';
+import { LLAVA15_PT, LLAVAOV_PT, haveSeeds, makeTokens, refCosine, refDoubleSoftmax, refMax, refRatio, refThreshold } from './helpers.js';
 
 function frameOf(tokens: Float32Array, L: number, D: number): EncodedFrame {
   return { frame: { index: 0, ptsMs: 0, width: 0, height: 0, data: new Uint8Array(0) }, tokens, numTokens: L, dim: D, gridH: 1, gridW: L };
@@ -79,19 +78,15 @@ test('winnow prune --json matches the reference (float16 .npy, .pt codebook)', {
   const cb = await loadCodebook(LLAVA15_PT);
   const L = 200;
   const D = cb.dim;
-  const dir = mkdtempSync(join(tmpdir(), 'winnow-prune-'));
-  try {
+  await withTempDir('winnow-prune-', (dir) => {
     const npy = writeNpy(makeTokens(cb.prototypes, cb.count, D, L, 11, 0.9), L, D, '<f2');
     const file = join(dir, 'tokens.npy');
     writeFileSync(file, npy);
     const tokens = readNpy(npy).data;
     const s = refMax(refCosine(tokens, L, cb.prototypes, cb.count, D), L, cb.count);
     const run = (args: string[]): { kept: number[]; scores: number[] } => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(repoRoot, 'src/cli/index.ts'), 'prune', file, '--codebook', LLAVA15_PT, ...args, '--json'], {
-        cwd: repoRoot,
-        encoding: 'utf8',
-      });
-      assert.equal(r.status, 0, r.stderr);
+      const r = runCli(['prune', file, '--codebook', LLAVA15_PT, ...args, '--json']);
+      assert.equal(r.code, 0, r.stderr);
       const lines = r.stdout.trim().split('\n');
       return JSON.parse(lines[lines.length - 1]) as { kept: number[]; scores: number[] };
     };
@@ -103,7 +98,5 @@ test('winnow prune --json matches the reference (float16 .npy, .pt codebook)', {
     assert.deepEqual(rat.kept, refRatio(s, 0.3));
     // Without --strategy/--tau the released codebook's defaults apply (threshold, τ = 0.45).
     assert.deepEqual(run([]).kept, refThreshold(s, 0.45));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

@@ -12,19 +12,10 @@ import {
   thresholdStrategy,
 } from '../../src/prune/strategies.js';
 import { createPrototypeIndex } from '../../src/prune/prototype-index.js';
-import { loadCodebook, type Codebook } from '../../src/prune/codebook.js';
+import { loadCodebook } from '../../src/prune/codebook.js';
 import { Pruner, prune } from '../../src/prune/pruner.js';
 import type { EncodedFrame } from '../../src/prune/types.js';
-import { LLAVA15_PT, gaussian, haveSeeds, makeTokens, refCosine, refMax } from './helpers.js';
-
-function frame(tokens: Float32Array, gridH: number, gridW: number, dim: number, index = 0, sourceId?: string): EncodedFrame {
-  return { frame: { index, ptsMs: index * 100, width: 0, height: 0, data: new Uint8Array(0) }, tokens, numTokens: gridH * gridW, dim, gridH, gridW, ...(sourceId ? { sourceId } : {}) };
-}
-
-function synthCodebook(P: number, D: number, seed: number): Codebook {
-  const g = gaussian(seed);
-  return { prototypes: Float32Array.from({ length: P * D }, g), count: P, dim: D, dtype: 'F32', extraMetadata: {} };
-}
+import { LLAVA15_PT, frame, gaussian, haveSeeds, makeTokens, refCosine, refMax, synthCodebook } from './helpers.js';
 
 test('strategies: strict threshold, stable ratio ties, banker rounding, double-softmax tie drop', () => {
   assert.deepEqual([pyRound(364.5), pyRound(365.5), pyRound(2.5000001), pyRound(0.5), pyRound(1.49)], [364, 366, 3, 0, 1]);

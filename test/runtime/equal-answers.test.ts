@@ -11,15 +11,25 @@ import type { EvalConfig } from '../../src/eval/types.js';
 import { createServer, type WinnowServer } from '../../src/stream/index.js';
 import type { StrategyName } from '../../src/prune/index.js';
 import type { QaPair, VideoTruth } from '../../src/synth/index.js';
-import { TestClient, modelSkip, renderVideo, tempDir } from '../stream/helpers.js';
+import { fileTempDir, modelSkip } from '../shared/index.js';
+import { TestClient, renderVideo } from '../stream/helpers.js';
 
 const skip = modelSkip;
 const DURATION_S = 5;
 const SEED = 11;
 const LAST_MS = (DURATION_S - 1) * 1000;
 
-let dir: string;
-let cleanup: (() => Promise<void>) | undefined;
+/**
+ * What `winnow ask` answered on this clip before the pipeline moved into src/runtime (recorded by
+ * running commit f733970's runAsk on the same render): the restructuring must not change them.
+ */
+const BEFORE = {
+  questions: ['what color is the circle?', 'how many circles are there?', 'is there a green triangle?', 'is the green triangle on the left or the right?'],
+  codebookDefault: { answers: ['purple', 'one', 'yes', 'right'], kept: 35, total: 245 },
+  none: { answers: ['purple', 'one', 'yes', 'right'], kept: 245, total: 245 },
+};
+
+const tmp = fileTempDir('winnow-equal-');
 let mp4: string;
 let truth: VideoTruth;
 let server: WinnowServer | undefined;
@@ -27,17 +37,15 @@ let evaluator: Evaluator | undefined;
 
 before(async () => {
   if (skip) return;
-  ({ dir, cleanup } = await tempDir('winnow-equal-'));
-  ({ mp4, truth } = await renderVideo(dir, SEED, DURATION_S));
+  ({ mp4, truth } = await renderVideo(tmp.dir, SEED, DURATION_S));
   // Default model and its bundled codebook, as `winnow serve` with no options (plus the clip's folder).
-  server = await createServer({ port: 0, allowPaths: [dir] });
+  server = await createServer({ port: 0, allowPaths: [tmp.dir] });
   evaluator = await Evaluator.load({ fps: 1 });
 });
 
 after(async () => {
   await server?.close();
   await evaluator?.close();
-  await cleanup?.();
 });
 
 /** Up to four questions about the last second, one per family (captions excluded: long answers). */
@@ -110,6 +118,8 @@ test('ask, a served session and the evaluator answer alike with the codebook def
   const config: EvalConfig = { id: 'codebook-default', strategy: defaults.strategy, tau: defaults.tau, ratio: defaults.ratio };
   const ask = await viaAsk(qs, undefined);
   assert.ok(ask.kept < ask.total, 'the default pruning drops tokens');
+  assert.deepEqual(qs, BEFORE.questions);
+  assertSame('ask before the change', BEFORE.codebookDefault, ask);
   assertSame('server', ask, await viaServer(qs, undefined));
   assertSame('evaluator', ask, await viaEvaluator(qa, ask.answers, config));
 });
@@ -119,6 +129,7 @@ test('ask, a served session and the evaluator answer alike without pruning', { s
   const qs = qa.map((q) => q.question);
   const ask = await viaAsk(qs, 'none');
   assert.equal(ask.kept, ask.total);
+  assertSame('ask before the change', BEFORE.none, ask);
   assertSame('server', ask, await viaServer(qs, 'none'));
   assertSame('evaluator', ask, await viaEvaluator(qa, ask.answers, { id: 'none', strategy: 'none' }));
 });

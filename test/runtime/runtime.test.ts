@@ -4,19 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { packageRoot } from '../../src/package-root.js';
-import { DEFAULT_CODEBOOK, DEFAULT_MODEL_DIR, VisionRuntime, WinnowRuntime, resolveModel } from '../../src/runtime/index.js';
-import { modelSkip } from '../stream/helpers.js';
-
-const root = packageRoot();
-const bundledModel = join(root, DEFAULT_MODEL_DIR);
-const bundledCodebook = join(root, DEFAULT_CODEBOOK);
-const codeOf = (e: unknown): string | undefined => (e as { code?: string }).code;
+import { VisionRuntime, WinnowRuntime, resolveModel } from '../../src/runtime/index.js';
+import { BUNDLED_CODEBOOK, MODEL_DIR, codebookSkip, modelSkip } from '../shared/index.js';
 
 test('defaults: the bundled codebook goes with the bundled model only', () => {
   const plain = resolveModel();
-  assert.equal(plain.modelDir, bundledModel);
-  if (existsSync(bundledCodebook)) assert.equal(plain.codebook, bundledCodebook);
+  assert.equal(plain.modelDir, MODEL_DIR);
+  if (existsSync(BUNDLED_CODEBOOK)) assert.equal(plain.codebook, BUNDLED_CODEBOOK);
   else assert.equal(plain.noCodebookReason, 'bundled-codebook-missing');
 
   const other = resolveModel({ model: 'elsewhere/model' });
@@ -31,7 +25,7 @@ test('defaults: the bundled codebook goes with the bundled model only', () => {
 
 test('a named model without a codebook prunes with none, says so once, and refuses codebook strategies', { skip: modelSkip }, async () => {
   const lines: string[] = [];
-  const rt = await WinnowRuntime.load({ model: bundledModel, log: (l) => lines.push(l) });
+  const rt = await WinnowRuntime.load({ model: MODEL_DIR, log: (l) => lines.push(l) });
   try {
     assert.equal(rt.codebook, undefined);
     assert.equal(rt.noCodebookReason, 'model-without-codebook');
@@ -41,16 +35,16 @@ test('a named model without a codebook prunes with none, says so once, and refus
     assert.equal(p.strategy, 'none');
     await p.close();
     for (const strategy of ['threshold', 'ratio', 'double-softmax'] as const) {
-      assert.throws(() => rt.createPruner({ strategy }), (e: unknown) => codeOf(e) === 'WINNOW_ERR_INVALID_ARGUMENT');
+      assert.throws(() => rt.createPruner({ strategy }), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
     }
   } finally {
     await rt.close();
   }
-  assert.throws(() => rt.createPruner(), (e: unknown) => codeOf(e) === 'WINNOW_ERR_SESSION_CLOSED');
+  assert.throws(() => rt.createPruner(), { code: 'WINNOW_ERR_SESSION_CLOSED' });
   await rt.close(); // idempotent
 });
 
-test('the default runtime prunes with its codebook; pruners share the index and close freely', { skip: modelSkip || (existsSync(bundledCodebook) ? false : 'no bundled codebook') }, async () => {
+test('the default runtime prunes with its codebook; pruners share the index and close freely', { skip: codebookSkip }, async () => {
   const rt = await WinnowRuntime.load();
   try {
     const defaults = rt.codebook?.defaults;
@@ -78,7 +72,7 @@ test('the default runtime prunes with its codebook; pruners share the index and 
 });
 
 test('the vision runtime loads no language model', { skip: modelSkip }, async () => {
-  const rt = await VisionRuntime.loadVision({ model: bundledModel });
+  const rt = await VisionRuntime.loadVision({ model: MODEL_DIR });
   try {
     assert.equal('lm' in rt, false);
     assert.ok(rt.inputSize.width > 0 && rt.inputSize.height > 0);

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AskPipeline } from '../../src/cli/commands/ask.js';
 import type { VideoTruth } from '../../src/synth/index.js';
-import { TestClient, modelServer, modelSkip, normAnswer as norm, pushFile, renderVideo } from './helpers.js';
+import { modelSkip } from '../shared/index.js';
+import { TestClient, modelServer, normAnswer as norm, pushFile, renderVideo } from './helpers.js';
 
 const skip = modelSkip;
 /** Exact-match accuracy each session must reach over its questions. */

@@ -2,46 +2,31 @@
 // start together (stream-file is real time and mostly waits) and each test checks one of them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
-import { modelSkip, renderVideo, repoRoot, sharedEngine, tempDir } from './helpers.js';
+import { fileTempDir, listenLocal, modelSkip, repoRoot, runTsx, type RunResult } from '../shared/index.js';
+import { renderVideo, sharedEngine } from './helpers.js';
 
 const skip = modelSkip;
+const tmp = fileTempDir('winnow-examples-');
 let engine: WinnowEngine;
 let server: WinnowServer;
-let cleanup: () => Promise<void>;
-const runs: Record<string, Promise<{ code: number | null; stdout: string; stderr: string }>> = {};
+const runs: Record<string, Promise<RunResult>> = {};
 
-function runExample(file: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'examples', file), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const runExample = (file: string, args: string[]): Promise<RunResult> => runTsx(join(repoRoot, 'examples', file), args, { timeoutMs: 90_000 });
 
+/** A port nothing listens on now, for a receiver the example itself starts. */
 async function freePort(): Promise<number> {
   const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
+  const port = await listenLocal(s);
   await new Promise<void>((r) => s.close(() => r()));
   return port;
 }
 
 before(async () => {
   if (skip) return;
-  const t = await tempDir('winnow-examples-');
-  cleanup = t.cleanup;
-  const [{ mp4 }, e, hookPort] = await Promise.all([renderVideo(t.dir, 23, 5), sharedEngine(), freePort()]);
+  const [{ mp4 }, e, hookPort] = await Promise.all([renderVideo(tmp.dir, 23, 5), sharedEngine(), freePort()]);
   engine = e;
   server = await createServer({ port: 0, engine, allowWebhookOrigins: [`http://127.0.0.1:${hookPort}`] });
   runs.streamFile = runExample('stream-file.ts', [mp4, '--url', server.url, '--ask-at', '2', 'how many circles appeared?', '--ask-at', '3.5', 'did a red square appear?']);
@@ -54,7 +39,6 @@ after(async () => {
   await Promise.allSettled(Object.values(runs));
   await server?.close();
   await engine?.close();
-  await cleanup?.();
 });
 
 test('examples/stream-file.ts: pushes in real time, asks two questions while it plays, prints streamed answers', { skip }, async () => {

@@ -8,13 +8,11 @@ import { DEFAULT_LIMITS, checkMessageShape, parseClientEvent, resolveLimits } fr
 import { AuthThrottle } from '../../src/stream/access.js';
 import { decodeJpeg, isJpeg } from '../../src/stream/jpeg.js';
 import { isWinnowError } from '../../src/errors.js';
-import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SourcePolicy } from '../../src/ingest/index.js';
 import { runAsk } from '../../src/cli/commands/ask.js';
-import { GEN_FFMPEG } from '../ingest/helpers.js';
-import { modelSkip, tempDir } from './helpers.js';
+import { ffmpegSync, modelSkip, withTempDir } from '../shared/index.js';
 
 test('hostile type names are unknown types with the event_id echoed, never a lookup on Object.prototype', () => {
   for (const type of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'propertyIsEnumerable', '__defineGetter__']) {
@@ -117,13 +115,11 @@ test('limits: unknown names are refused; the text limit follows a smaller payloa
 });
 
 test('winnow ask through the library API takes the same source policy as the server', { skip: modelSkip }, async () => {
-  const { dir, cleanup } = await tempDir('winnow-ask-policy-');
-  try {
+  await withTempDir('winnow-ask-policy-', async (dir) => {
     const root = join(dir, 'root');
     await mkdir(root);
     const secret = join(dir, 'secret.mp4');
-    const gen = spawnSync(GEN_FFMPEG, ['-v', 'error', '-f', 'lavfi', '-i', 'color=c=red:s=64x64:r=2', '-t', '1', '-pix_fmt', 'yuv420p', '-y', secret]);
-    assert.equal(gen.status, 0, gen.stderr?.toString());
+    ffmpegSync(['-f', 'lavfi', '-i', 'color=c=red:s=64x64:r=2', '-t', '1', '-pix_fmt', 'yuv420p', secret]);
     await writeFile(join(root, 'evil.m3u8'), `#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n../secret.mp4\n#EXT-X-ENDLIST\n`);
     const sourcePolicy = new SourcePolicy({ allowPaths: [root], allowUrlSchemes: ['http'] });
     for (const named of [secret, 'evil.m3u8', `http:/../../../../..${secret}`, `file://${secret}`]) {
@@ -135,7 +131,5 @@ test('winnow ask through the library API takes the same source policy as the ser
       );
       assert.equal(frames, 0, named);
     }
-  } finally {
-    await cleanup();
-  }
+  });
 });

@@ -1,19 +1,19 @@
-// Shared helpers for the stream tests: a real ws client that records every event, rendered
-// videos, and the default model loaded once per test file.
+// Helpers for the stream tests: a real ws client that records every event, rendered videos, the
+// default model loaded once per test file, and `winnow serve` as a process. The repo-wide parts
+// (paths, temp dirs, process checks) live in test/shared.
 import { before, after } from 'node:test';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { writeDataset, type VideoTruth } from '../../src/synth/index.js';
 import { WinnowEngine, createServer, validateServerEvent } from '../../src/stream/index.js';
 import type { ServerEvent, WinnowServer } from '../../src/stream/index.js';
+import { CLI_ENTRY, MODEL_DIR, fileTempDir, modelSkip, spawnTsx } from '../shared/index.js';
 
-export const repoRoot = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-export const MODEL_DIR = join(repoRoot, 'models', 'winnow-tiny');
-export const modelSkip = existsSync(join(MODEL_DIR, 'onnx', 'decoder_model_merged.onnx')) ? false : 'models/winnow-tiny is not installed';
+// Re-exported for test/stream/fuzz and bench/fuzz-serve.ts, which import them from this file.
+export { MODEL_DIR, isAlive as alive, modelSkip, repoRoot, tempDir } from '../shared/index.js';
 
 let enginePromise: Promise<WinnowEngine> | undefined;
 /** The default model, loaded once per test file (process). */
@@ -24,31 +24,25 @@ export function sharedEngine(): Promise<WinnowEngine> {
 
 /**
  * Registers this file's before/after hooks: a temp dir, `prepare(dir)` (render inputs) beside
- * loading the default model, then a real server on 127.0.0.1; after: server, engine and dir
- * closed. Nothing runs when the model is missing (the tests skip on `modelSkip`).
+ * loading the default model, then a real server on 127.0.0.1; after: server and engine closed
+ * (the dir goes when the process exits). Nothing runs when the model is missing (the tests skip
+ * on `modelSkip`).
  */
 export function modelServer(prefix: string, prepare: (dir: string) => Promise<void> = async () => undefined): { readonly engine: WinnowEngine; readonly server: WinnowServer; readonly dir: string } {
-  const state = {} as { engine: WinnowEngine; server: WinnowServer; dir: string; cleanup?: () => Promise<void> };
+  const tmp = fileTempDir(prefix);
+  const state = {} as { engine: WinnowEngine; server: WinnowServer; dir: string };
   before(async () => {
     if (modelSkip) return;
-    const t = await tempDir(prefix);
-    state.dir = t.dir;
-    state.cleanup = t.cleanup;
-    [state.engine] = await Promise.all([sharedEngine(), prepare(t.dir)]);
+    state.dir = tmp.dir;
+    [state.engine] = await Promise.all([sharedEngine(), prepare(tmp.dir)]);
     state.server = await createServer({ port: 0, engine: state.engine });
   });
   after(async () => {
     if (modelSkip) return;
     await state.server?.close();
     await state.engine?.close();
-    await state.cleanup?.();
   });
   return state;
-}
-
-export async function tempDir(prefix: string): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /** Renders one synthetic-world video (H.264 MP4, faststart) with its ground truth. */
@@ -179,12 +173,25 @@ export async function pushFile(c: TestClient, path: string, format = 'mp4', chun
   return ended;
 }
 
-/** Live pid check (signal 0). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+export interface ServeProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The first line `winnow serve` prints once it listens (`listening`, `examples`); rejects if it exits first. */
+  readonly ready: Promise<Record<string, string>>;
+  /** Its stderr so far. */
+  stderr(): string;
+}
+
+/** `winnow serve <args>` as a process (`env` added to this one's), its first stdout line awaited through `ready`. */
+export function startServe(args: readonly string[], env: Record<string, string> = {}): ServeProcess {
+  const child = spawnTsx(CLI_ENTRY, ['serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const ready = new Promise<Record<string, string>>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (l) => resolve(JSON.parse(l) as Record<string, string>));
+    child.once('exit', () => reject(new Error(`serve exited early: ${stderr}`)));
+  });
+  ready.catch(() => undefined); // a test of a refused start awaits `exited` alone
+  return { child, exited, ready, stderr: () => stderr };
 }

@@ -3,9 +3,11 @@
 // sharing one engine, and close() semantics.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createSession, type Session, type WinnowEngine } from '../../src/stream/index.js';
 import type { Frame } from '../../src/ingest/types.js';
-import { modelSkip, sharedEngine } from './helpers.js';
+import { modelSkip, waitUntil } from '../shared/index.js';
+import { sharedEngine } from './helpers.js';
 
 const skip = modelSkip;
 let engine: WinnowEngine;
@@ -176,8 +178,7 @@ test('every pushed JPEG is processed or reported dropped with its policy: burst,
     s.on('frame', () => processed++);
     const sum = (policy?: string): number => drops.filter((d) => !policy || d.policy === policy).reduce((n, d) => n + d.count, 0);
     const endedCount = async (n: number): Promise<void> => {
-      const t0 = Date.now();
-      while (ended.length < n && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 10));
+      await waitUntil(() => ended.length >= n, 30_000, 10);
       assert.equal(ended.length, n);
     };
 
@@ -221,7 +222,7 @@ test('every pushed JPEG is processed or reported dropped with its policy: burst,
     assert.equal(ended[2].dropped, sum() - before.dropped);
     assert.equal(ended[2].frames + ended[2].dropped, 30);
     await s.drain();
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
     assert.equal(processed - before.processed, ended[2].frames);
     assert.equal(sum() - before.dropped, ended[2].dropped);
     const st = s.stats;

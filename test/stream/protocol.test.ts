@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -22,7 +21,7 @@ import {
 } from '../../src/stream/index.js';
 import { bearerFrom } from '../../src/stream/access.js';
 import { SourcePolicy } from '../../src/ingest/index.js';
-import { repoRoot, tempDir } from './helpers.js';
+import { listenLocal, repoRoot, waitUntil, withTempDir } from '../shared/index.js';
 
 test('parseClientEvent: valid events parse; each failure has a reason and keeps event_id', () => {
   const ok = parseClientEvent(JSON.stringify({ type: 'session.update', event_id: 'a', session: { fps: 2, pruning: { strategy: 'ratio', ratio: 0.3 }, watch: [{ id: 'w', question: 'q?', everySeconds: 5 }] } }));
@@ -69,8 +68,7 @@ test('JSON Schemas exist for every event and docs/protocol.md carries the curren
 });
 
 test('the server\'s policies: real paths under symlinked roots only; .., symlink escapes and unknown files refused; schemes; webhooks', async () => {
-  const { dir, cleanup } = await tempDir('winnow-policy-');
-  try {
+  await withTempDir('winnow-policy-', async (dir) => {
     const root = join(dir, 'root');
     await mkdir(join(root, 'sub'), { recursive: true });
     await writeFile(join(root, 'sub', 'a.mp4'), 'x');
@@ -96,9 +94,7 @@ test('the server\'s policies: real paths under symlinked roots only; .., symlink
     hooks.check('http://127.0.0.1:9000/hook?x=1');
     assert.throws(() => hooks.check('http://127.0.0.1:9001/hook'), { code: 'WINNOW_ERR_FORBIDDEN_SOURCE' });
     assert.throws(() => hooks.check('not a url'), { code: 'WINNOW_ERR_INVALID_ARGUMENT' });
-  } finally {
-    await cleanup();
-  }
+  });
 });
 
 test('tokens: header or subprotocol, constant-time compare; loopback detection; limits validated', () => {
@@ -134,16 +130,14 @@ test('WebhookSender: retries 5xx with backoff, gives up on 4xx, bounded queue dr
       res.writeHead(list.length > 1 ? list.shift()! : list[0]).end();
     });
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  const base = `http://127.0.0.1:${await listenLocal(srv)}`;
   const failures: string[] = [];
   const delivered: number[] = [];
   const w = new WebhookSender({ initialBackoffMs: 40, attempts: 4, onFailure: (e) => failures.push(e.code), onDelivered: (_u, n) => delivered.push(n) });
   try {
     w.send(`${base}/flaky`, { n: 1 });
     w.send(`${base}/bad`, { n: 2 });
-    const t0 = Date.now();
-    while ((delivered.length < 1 || failures.length < 1) && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 10));
+    await waitUntil(() => delivered.length >= 1 && failures.length >= 1, 5_000, 10);
     assert.deepEqual(delivered, [3]);
     assert.deepEqual(failures, ['WINNOW_ERR_WEBHOOK']);
     const flaky = hits.filter((h) => h.path === '/flaky');
@@ -159,8 +153,7 @@ test('WebhookSender: retries 5xx with backoff, gives up on 4xx, bounded queue dr
   // Queue bound: with concurrency 1 and a queue of 2, a burst of 6 drops the 3 oldest waiting.
   const q = new WebhookSender({ maxQueued: 2, concurrency: 1 });
   for (let i = 0; i < 6; i++) q.send(`${base}/ok`, { i });
-  const t1 = Date.now();
-  while (q.counts.delivered + q.counts.dropped < 6 && Date.now() - t1 < 5_000) await new Promise((r) => setTimeout(r, 10));
+  await waitUntil(() => q.counts.delivered + q.counts.dropped >= 6, 5_000, 10);
   assert.equal(q.counts.dropped, 3);
   assert.equal(q.counts.delivered, 3);
   q.close();

@@ -7,10 +7,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
-import { TestClient, alive, modelSkip, sharedEngine } from './helpers.js';
-import { GEN_FFMPEG } from '../ingest/helpers.js';
+import { GEN_FFMPEG, listenLocal, modelSkip, waitGone, waitUntil } from '../shared/index.js';
+import { TestClient, sharedEngine } from './helpers.js';
 
 const skip = modelSkip;
 let engine: WinnowEngine;
@@ -53,8 +52,7 @@ before(async () => {
     child.stdout!.pipe(res);
     res.on('close', () => void child.kill('SIGKILL'));
   });
-  await new Promise<void>((r) => camera.listen(0, '127.0.0.1', () => r()));
-  cameraUrl = `http://127.0.0.1:${(camera.address() as AddressInfo).port}/video.mjpg`;
+  cameraUrl = `http://127.0.0.1:${await listenLocal(camera)}/video.mjpg`;
   server = await createServer({ port: 0, engine, allowUrlSchemes: ['http'] });
 });
 
@@ -77,9 +75,7 @@ test('live http source dropped mid-stream: source.reconnecting, then frames keep
   assert.deepEqual(opened.source, { kind: 'url', url: cameraUrl, live: true });
 
   // Frames flow from the first connection; then the camera drops it.
-  const t00 = Date.now();
-  while (c.ofType('frame.processed').length < 2 && Date.now() - t00 < 45_000) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(c.ofType('frame.processed').length >= 2, 'frames from the first connection');
+  assert.ok(await waitUntil(() => c.ofType('frame.processed').length >= 2, 45_000, 50), 'frames from the first connection');
   assert.equal(feeds.length, 1);
   const reconnectingP = c.wait<{ type: 'source.reconnecting'; source: { url: string }; attempt: number; delayMs: number; reason: string }>(
     'source.reconnecting',
@@ -95,8 +91,7 @@ test('live http source dropped mid-stream: source.reconnecting, then frames keep
   const before = c.ofType<{ type: 'frame.processed'; ptsMs: number }>('frame.processed').length;
 
   // After the reconnect: a second request to the camera, and new frames from it.
-  const t0 = Date.now();
-  while (c.ofType('frame.processed').length < before + 3 && Date.now() - t0 < 45_000) await new Promise((r) => setTimeout(r, 50));
+  await waitUntil(() => c.ofType('frame.processed').length >= before + 3, 45_000, 50);
   const frames = c.ofType<{ type: 'frame.processed'; index: number; ptsMs: number }>('frame.processed');
   assert.ok(frames.length >= before + 3, `frames after the reconnect: ${frames.length - before}`);
   assert.equal(feeds.length, 2, 'one reconnect, one new request');
@@ -122,8 +117,6 @@ test('live http source dropped mid-stream: source.reconnecting, then frames keep
   assert.equal(ended.reason, 'closed');
   const processed = c.ofType('frame.processed').length;
   assert.equal(ended.frames, processed);
-  const t1 = Date.now();
-  while (pids.some(alive) && Date.now() - t1 < 10_000) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(!pids.some(alive), 'ffmpeg child killed');
+  assert.ok(await waitGone(pids, 10_000), 'ffmpeg child killed');
   await c.close();
 });

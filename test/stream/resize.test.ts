@@ -5,15 +5,12 @@
 // original, and the default `pad` (which letterboxes the whole wide frame) must not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { VideoTruth } from '../../src/synth/index.js';
-import { TestClient, modelServer, modelSkip, normAnswer as norm, pushFile, renderVideo } from './helpers.js';
-import { GEN_FFMPEG } from '../ingest/helpers.js';
+import { ffmpeg, modelSkip } from '../shared/index.js';
+import { TestClient, modelServer, normAnswer as norm, pushFile, renderVideo } from './helpers.js';
 
-const run = promisify(execFile);
 const skip = modelSkip;
 const DURATION_S = 6;
 /** Share of answers the recovering mode must give exactly as the square original does. */
@@ -31,10 +28,6 @@ let barredJpeg: Buffer;
 let questions: string[];
 let frameQuestions: string[];
 
-async function ffmpeg(...args: string[]): Promise<void> {
-  await run(GEN_FFMPEG, ['-v', 'error', '-y', ...args]);
-}
-
 const fx = modelServer('winnow-resize-', async (dir) => {
   const v = await renderVideo(dir, 11, DURATION_S);
   square = v.mp4;
@@ -48,14 +41,14 @@ const fx = modelServer('winnow-resize-', async (dir) => {
   // The same for the stretch: at 3x the temporal-identity export agreed 0.76 under `pad` vs 0.86
   // under `stretch` (2 of 21 answers); at 5x `pad` sees the scene at a fifth of its width.
   await Promise.all([
-    ffmpeg('-i', square, '-vf', 'scale=iw*5:ih:flags=neighbor', ...x264, stretched),
-    ffmpeg('-i', square, '-vf', 'pad=iw*5:ih:iw*2:0:color=0x7f7f7f', ...x264, barred),
+    ffmpeg(['-i', square, '-vf', 'scale=iw*5:ih:flags=neighbor', ...x264, stretched]),
+    ffmpeg(['-i', square, '-vf', 'pad=iw*5:ih:iw*2:0:color=0x7f7f7f', ...x264, barred]),
   ]);
   const lastS = DURATION_S - 1;
   const sqJpg = join(dir, 'square.jpg');
   const barJpg = join(dir, 'barred.jpg');
-  await ffmpeg('-ss', String(lastS), '-i', square, '-frames:v', '1', '-q:v', '1', sqJpg);
-  await ffmpeg('-i', sqJpg, '-vf', 'pad=iw*5:ih:iw*2:0:color=0x7f7f7f', '-q:v', '1', barJpg);
+  await ffmpeg(['-ss', String(lastS), '-i', square, '-frames:v', '1', '-q:v', '1', sqJpg]);
+  await ffmpeg(['-i', sqJpg, '-vf', 'pad=iw*5:ih:iw*2:0:color=0x7f7f7f', '-q:v', '1', barJpg]);
   [squareJpeg, barredJpeg] = await Promise.all([readFile(sqJpg), readFile(barJpg)]);
   const last = truth.qa.filter((q) => q.tMs === lastS * 1000 && q.id !== 'C1');
   questions = last.map((q) => q.question);

@@ -4,20 +4,21 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import sharp from 'sharp';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
-import { TestClient, alive, modelSkip, pushFile, renderVideo, sharedEngine, tempDir, type AnyEvent } from './helpers.js';
+import { fileTempDir, isAlive, listenLocal, modelSkip, waitUntil } from '../shared/index.js';
+import { TestClient, pushFile, renderVideo, sharedEngine, type AnyEvent } from './helpers.js';
 
 const skip = modelSkip;
 let engine: WinnowEngine;
 let server: WinnowServer;
+const tmp = fileTempDir('winnow-serve-');
 let dir: string;
-let cleanup: () => Promise<void>;
 let mp4: string;
 let allowed: string;
 let hookUrl: string;
@@ -29,7 +30,7 @@ type ErrorEvent = { type: 'error'; error: { code: string; message: string; event
 
 before(async () => {
   if (skip) return;
-  ({ dir, cleanup } = await tempDir('winnow-serve-'));
+  dir = tmp.dir;
   [engine, { mp4 }] = await Promise.all([sharedEngine(), renderVideo(dir, 11, 4)]);
   allowed = join(dir, 'allowed');
   await mkdir(allowed);
@@ -52,8 +53,7 @@ before(async () => {
       res.writeHead(status).end();
     });
   });
-  await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', () => r()));
-  hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}`;
+  hookUrl = `http://127.0.0.1:${await listenLocal(hookServer)}`;
   server = await createServer({
     port: 0,
     engine,
@@ -70,7 +70,6 @@ after(async () => {
   await server?.close();
   hookServer?.close();
   await engine?.close();
-  await cleanup?.();
 });
 
 test('bad messages get an error with a code (event_id echoed) and the session carries on', { skip }, async () => {
@@ -179,7 +178,7 @@ test('jpeg input: one frame per JPEG with its capture time; live overflow keeps 
   assert.equal(ended.frames, frames.length);
   assert.equal(frames.length + droppedSum, pushed);
   // Nothing arrives later either.
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   assert.equal(c.ofType('input_video.dropped').length, dropped.length);
   assert.equal(c.ofType('frame.processed').length, frames.length);
   // Timeline starts at the first capture time; frames stay in order; the newest frame survived.
@@ -411,7 +410,7 @@ test('heartbeats: a client that stops answering pings is dropped and its session
     const dead = await TestClient.connect(s.url, { autoPong: false });
     await Promise.all([live.wait('session.created'), dead.wait('session.created')]);
     assert.equal(await dead.closed, 1006);
-    await new Promise((r) => setTimeout(r, 400));
+    await sleep(400);
     assert.equal(live.ws.readyState, live.ws.OPEN);
     assert.equal(s.sessionCount, 1);
     await live.close();
@@ -456,19 +455,17 @@ test('a client that disconnects mid-answer frees its session: no ffmpeg child, n
     await c.wait('source.opened');
     let session = server.sessions.find((s) => s.id === created.session.id);
     assert.ok(session);
-    const t0 = Date.now();
-    while (session.stats.ffmpegPids.length === 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => (session?.stats.ffmpegPids.length ?? 0) > 0, 10_000);
     const pids = session.stats.ffmpegPids;
     assert.equal(pids.length, 1);
     c.send({ type: 'conversation.item.create', text: 'how many circles appeared?' });
     c.send({ type: 'response.create', generation: { maxNewTokens: 128 } });
     await c.wait('response.created');
     c.ws.terminate();
-    const t1 = Date.now();
-    while ((server.sessionCount > baseSessions || pids.some(alive) || engine.scheduler.sessionCount > baseScheduled) && Date.now() - t1 < 10_000) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil(() => server.sessionCount === baseSessions && !pids.some(isAlive) && engine.scheduler.sessionCount === baseScheduled, 10_000);
     assert.equal(server.sessionCount, baseSessions);
     assert.equal(engine.scheduler.sessionCount, baseScheduled);
-    assert.ok(!pids.some(alive), 'ffmpeg child killed');
+    assert.ok(!pids.some(isAlive), 'ffmpeg child killed');
     assert.ok(session.closed);
     assert.equal(session.stats.pendingResponses, 0);
     assert.equal(session.stats.contextTokens, 0);
@@ -483,7 +480,7 @@ test('a client that disconnects mid-answer frees its session: no ffmpeg child, n
   const retained = (): number => gone.filter((w) => w.deref() !== undefined).length;
   const t2 = Date.now();
   do {
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     gc();
     await new Promise((r) => setImmediate(r));
   } while (retained() > 0 && Date.now() - t2 < 10_000);
@@ -510,8 +507,7 @@ test('standing question fires on video time and POSTs its webhook (retried after
     assert.equal(r.question, 'is there a red square?');
     assert.equal(typeof r.answer, 'string');
   }
-  const t0 = Date.now();
-  while (hookHits.filter((h) => h.status === 200).length < 2 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => hookHits.filter((h) => h.status === 200).length >= 2, 10_000);
   assert.equal(hookHits[0].status, 500);
   const ok = hookHits.filter((h) => h.status === 200).map((h) => h.body);
   assert.equal(ok.length, 2);
@@ -537,8 +533,7 @@ test('a webhook receiver that never answers holds up neither the frames nor the 
   assert.deepEqual(c.ofType<{ type: 'watch.result'; ptsMs: number }>('watch.result').map((r) => r.ptsMs), [0, 1000, 2000, 3000]);
   // Deliveries were made and are all still hanging (the per-attempt timeout is 5 s): had any step
   // waited for one, four watch results could not have come back this fast.
-  const t1 = Date.now();
-  while (hangingHooks.length < 4 && Date.now() - t1 < 5_000) await new Promise((r) => setTimeout(r, 20));
+  await waitUntil(() => hangingHooks.length >= 4);
   assert.equal(hangingHooks.length, 4);
   assert.ok(hangingHooks.every((r) => !r.writableEnded));
   assert.ok(elapsedMs < 5_000, `stream took ${elapsedMs} ms`);

@@ -3,25 +3,29 @@
 // questions, close(). The real scheduler drives them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WinnowError } from '../../src/errors.js';
 import { createSession, type AnswerDone, type Session, type SessionEvents } from '../../src/stream/session.js';
 import sharp from 'sharp';
-import { deferred } from '../../src/util/deferred.js';
+import { deferred, type Deferred } from '../../src/util/deferred.js';
+import { thrownCode } from '../shared/index.js';
 import { TOKENS_PER_FRAME, fakeEngine, rgbFrames, type FakeEngine } from './fake-engine.js';
 
+type Recorded = { type: keyof SessionEvents; e: unknown }[];
+
 /** Records every session event in order. */
-function record(s: Session): { type: keyof SessionEvents; e: unknown }[] {
-  const out: { type: keyof SessionEvents; e: unknown }[] = [];
+function record(s: Session): Recorded {
+  const out: Recorded = [];
   const types: (keyof SessionEvents)[] = ['queued', 'frame', 'dropped', 'evicted', 'source.opened', 'source.ended', 'watch', 'prefilled', 'error', 'closed'];
   for (const t of types) s.on(t, (e) => out.push({ type: t, e }));
   return out;
 }
 
-function of<K extends keyof SessionEvents>(events: { type: keyof SessionEvents; e: unknown }[], type: K): SessionEvents[K][] {
+function of<K extends keyof SessionEvents>(events: Recorded, type: K): SessionEvents[K][] {
   return events.filter((x) => x.type === type).map((x) => x.e as SessionEvents[K]);
 }
 
-function droppedBy(events: { type: keyof SessionEvents; e: unknown }[]): Record<string, number> {
+function droppedBy(events: Recorded): Record<string, number> {
   const out: Record<string, number> = {};
   for (const d of of(events, 'dropped')) out[d.policy] = (out[d.policy] ?? 0) + d.count;
   return out;
@@ -29,6 +33,15 @@ function droppedBy(events: { type: keyof SessionEvents; e: unknown }[]): Record<
 
 async function session(engine: FakeEngine, config: Parameters<typeof createSession>[0] = {}): Promise<Session> {
   return createSession({ engine, limits: { maxQueuedFrames: 2 }, ...config });
+}
+
+/** A recorded session sampling every frame (fps 30) on an engine whose encoder waits for `gate`. */
+async function gatedSession(): Promise<{ engine: FakeEngine; gate: Deferred<void>; s: Session; ev: Recorded }> {
+  const engine = fakeEngine();
+  const gate = deferred();
+  engine.gate = gate;
+  const s = await session(engine, { config: { fps: 30 } });
+  return { engine, gate, s, ev: record(s) };
 }
 
 test('pushed frames are sampled by fps, numbered on the session timeline and accounted for', async () => {
@@ -80,14 +93,11 @@ test('kept/total in stats and answer usage follow the context through evictions'
 });
 
 test('a live input that outruns the model drops the oldest queued frames (keep-latest); every frame is counted once', async () => {
-  const engine = fakeEngine();
-  engine.gate = deferred();
-  const s = await session(engine, { config: { fps: 30 } });
-  const ev = record(s);
+  const { gate, s, ev } = await gatedSession();
   await s.pushFrames(rgbFrames(10, 1000), { live: true });
   // One frame is in the (blocked) model, two are queued: the other seven were dropped.
   assert.equal(s.stats.framesQueued, 2);
-  engine.gate.resolve();
+  gate.resolve();
   await s.drain();
   const ended = of(ev, 'source.ended')[0];
   assert.equal(ended.frames, 3);
@@ -101,15 +111,12 @@ test('a live input that outruns the model drops the oldest queued frames (keep-l
 });
 
 test('a non-live input waits for queue room instead of dropping', async () => {
-  const engine = fakeEngine();
-  engine.gate = deferred();
-  const s = await session(engine, { config: { fps: 30 } });
-  const ev = record(s);
+  const { gate, s, ev } = await gatedSession();
   const pushing = s.pushFrames(rgbFrames(6, 1000));
-  await new Promise((r) => setTimeout(r, 20));
+  await sleep(20);
   assert.equal(s.stats.framesQueued, 2);
   assert.equal(of(ev, 'queued').length, 3);
-  engine.gate.resolve();
+  gate.resolve();
   await pushing;
   await s.drain();
   assert.equal(of(ev, 'frame').length, 6);
@@ -118,13 +125,10 @@ test('a non-live input waits for queue room instead of dropping', async () => {
 });
 
 test('closing with frames queued and in the model counts them discard-on-close, before source.ended and closed', async () => {
-  const engine = fakeEngine();
-  engine.gate = deferred();
-  const s = await session(engine, { config: { fps: 30 } });
-  const ev = record(s);
+  const { engine, gate, s, ev } = await gatedSession();
   await s.pushFrames(rgbFrames(3, 1000), { live: true });
   const closing = s.close('test');
-  engine.gate.resolve();
+  gate.resolve();
   await closing;
   assert.deepEqual(droppedBy(ev), { 'discard-on-close': 3 });
   assert.equal(of(ev, 'frame').length, 0);
@@ -197,26 +201,18 @@ test('answers stream deltas in order; cancel works queued, mid-answer, by breaki
 test('response limits: maxPendingResponses, maxNewTokens, empty and long questions fail with their codes', async () => {
   const engine = fakeEngine();
   const s = await createSession({ engine, limits: { maxPendingResponses: 2, maxNewTokens: 8, maxQuestionChars: 10 } });
-  const code = (fn: () => unknown): string | undefined => {
-    try {
-      fn();
-    } catch (e) {
-      return (e as WinnowError).code;
-    }
-    return undefined;
-  };
   const a = s.ask('a');
   const b = s.ask('b');
-  const third = code(() => s.ask('c'));
+  const third = thrownCode(() => s.ask('c'));
   assert.equal(third, 'WINNOW_ERR_LIMIT_EXCEEDED');
-  assert.equal(code(() => s.ask('d', { maxNewTokens: 9 })), 'WINNOW_ERR_LIMIT_EXCEEDED');
+  assert.equal(thrownCode(() => s.ask('d', { maxNewTokens: 9 })), 'WINNOW_ERR_LIMIT_EXCEEDED');
   a.cancel();
   b.cancel();
-  assert.equal(code(() => s.ask('d', { maxNewTokens: 0 })), 'WINNOW_ERR_INVALID_ARGUMENT');
-  assert.equal(code(() => s.ask('   ')), 'WINNOW_ERR_INVALID_ARGUMENT');
-  assert.equal(code(() => s.ask('x'.repeat(11))), 'WINNOW_ERR_LIMIT_EXCEEDED');
+  assert.equal(thrownCode(() => s.ask('d', { maxNewTokens: 0 })), 'WINNOW_ERR_INVALID_ARGUMENT');
+  assert.equal(thrownCode(() => s.ask('   ')), 'WINNOW_ERR_INVALID_ARGUMENT');
+  assert.equal(thrownCode(() => s.ask('x'.repeat(11))), 'WINNOW_ERR_LIMIT_EXCEEDED');
   await s.close();
-  assert.equal(code(() => s.ask('late')), 'WINNOW_ERR_SESSION_CLOSED');
+  assert.equal(thrownCode(() => s.ask('late')), 'WINNOW_ERR_SESSION_CLOSED');
 });
 
 test('close cancels answers in flight and queued; done resolves for each', async () => {
@@ -251,23 +247,15 @@ test('standing questions are asked on video time, one at a time, and report the 
 test('settings: checked against the limits; maxContextTokens only before the first frame; an owned engine closes with the session', async () => {
   const engine = fakeEngine();
   const s = await session(engine, { limits: { maxQueuedFrames: 2, maxWatches: 1, minWatchSeconds: 1 } });
-  const code = (fn: () => unknown): string | undefined => {
-    try {
-      fn();
-    } catch (e) {
-      return (e as WinnowError).code;
-    }
-    return undefined;
-  };
-  assert.equal(code(() => s.update({ fps: 0 })), 'WINNOW_ERR_INVALID_ARGUMENT');
-  assert.equal(code(() => s.update({ watch: [{ id: 'a', question: 'q', everySeconds: 0.5 }] })), 'WINNOW_ERR_LIMIT_EXCEEDED');
-  assert.equal(code(() => s.update({ watch: [{ id: 'a', question: 'q', everySeconds: 1 }, { id: 'b', question: 'q', everySeconds: 1 }] })), 'WINNOW_ERR_LIMIT_EXCEEDED');
+  assert.equal(thrownCode(() => s.update({ fps: 0 })), 'WINNOW_ERR_INVALID_ARGUMENT');
+  assert.equal(thrownCode(() => s.update({ watch: [{ id: 'a', question: 'q', everySeconds: 0.5 }] })), 'WINNOW_ERR_LIMIT_EXCEEDED');
+  assert.equal(thrownCode(() => s.update({ watch: [{ id: 'a', question: 'q', everySeconds: 1 }, { id: 'b', question: 'q', everySeconds: 1 }] })), 'WINNOW_ERR_LIMIT_EXCEEDED');
   assert.equal(s.update({ maxContextTokens: 1024 }).maxContextTokens, 1024);
   assert.equal(engine.contexts.length, 2);
   assert.equal(engine.contexts[0].closed, true);
   await s.pushFrames(rgbFrames(1, 1000));
   await s.drain();
-  assert.equal(code(() => s.update({ maxContextTokens: 2048 })), 'WINNOW_ERR_INVALID_ARGUMENT');
+  assert.equal(thrownCode(() => s.update({ maxContextTokens: 2048 })), 'WINNOW_ERR_INVALID_ARGUMENT');
   assert.equal(s.update({ fps: 2 }).fps, 2);
   await s.close();
 
@@ -276,7 +264,7 @@ test('settings: checked against the limits; maxContextTokens only before the fir
   const o = new Session(owned, true);
   await o.close();
   assert.equal(owned.closed, true);
-  assert.equal(code(() => o.update({ fps: 1 })), 'WINNOW_ERR_SESSION_CLOSED');
+  assert.equal(thrownCode(() => o.update({ fps: 1 })), 'WINNOW_ERR_SESSION_CLOSED');
 });
 
 test('one input at a time: starting another while one is active is a protocol error', async () => {
@@ -307,7 +295,7 @@ test('pushed JPEGs: sampled before decoding, decoded to the model size in order,
   s.endInput();
   await assert.rejects(s.pushJpeg(jpeg, 4000), (e: unknown) => e instanceof WinnowError && e.code === 'WINNOW_ERR_PROTOCOL');
   await s.drain();
-  await new Promise((r) => setTimeout(r, 20));
+  await sleep(20);
   const frames = of(ev, 'frame');
   assert.deepEqual(frames.map((f) => f.ptsMs), [0, 1100]);
   const ended = of(ev, 'source.ended');
@@ -325,7 +313,7 @@ test('sessions sharing one engine get one frame each per encode batch, each in i
   const b = await session(engine, { config: { fps: 30 } });
   const pa = a.pushFrames(rgbFrames(3, 1000));
   const pb = b.pushFrames(rgbFrames(3, 2000));
-  await new Promise((r) => setTimeout(r, 10));
+  await sleep(10);
   engine.gate.resolve();
   await Promise.all([pa, pb]);
   await Promise.all([a.drain(), b.drain()]);

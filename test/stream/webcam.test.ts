@@ -3,13 +3,12 @@
 // streams it to `winnow serve --examples`, shows kept-token counts and streams an answer back.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { createServer, type WinnowEngine, type WinnowServer } from '../../src/stream/index.js';
-import { modelSkip, sharedEngine, tempDir } from './helpers.js';
-import { GEN_FFMPEG } from '../ingest/helpers.js';
+import { ffmpegSync, fileTempDir, modelSkip, waitUntil } from '../shared/index.js';
+import { sharedEngine } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = !existsSync(CHROMIUM)
@@ -27,24 +26,16 @@ interface PageState {
   status: string;
 }
 
+const tmp = fileTempDir('winnow-webcam-');
 let engine: WinnowEngine;
 let server: WinnowServer;
 let browser: Browser;
-let y4m: string;
-let cleanup: () => Promise<void>;
 
 before(async () => {
   if (skip) return;
-  const t = await tempDir('winnow-webcam-');
-  cleanup = t.cleanup;
-  y4m = join(t.dir, 'camera.y4m');
+  const y4m = join(tmp.dir, 'camera.y4m');
   // A moving test pattern with a red box: 4 s at 15 fps, looped by Chromium.
-  const r = spawnSync(
-    GEN_FFMPEG,
-    ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15', '-t', '4', '-vf', 'drawbox=x=120:y=80:w=60:h=60:color=red:t=fill', '-pix_fmt', 'yuv420p', y4m],
-    { encoding: 'utf8' },
-  );
-  assert.equal(r.status, 0, r.stderr);
+  ffmpegSync(['-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=15', '-t', '4', '-vf', 'drawbox=x=120:y=80:w=60:h=60:color=red:t=fill', '-pix_fmt', 'yuv420p', y4m]);
   engine = await sharedEngine();
   server = await createServer({ port: 0, engine, examples: true, token: 'webcam-test-token' });
   browser = await chromium.launch({
@@ -71,7 +62,6 @@ after(async () => {
   await browser?.close();
   await server?.close();
   await engine?.close();
-  await cleanup?.();
 });
 
 test('webcam.html: camera → MediaRecorder WebM → socket; live kept-token counts and a streamed answer', { skip, timeout: 120_000 }, async () => {
@@ -101,7 +91,6 @@ test('webcam.html: camera → MediaRecorder WebM → socket; live kept-token cou
   const session = server.sessions[0];
   assert.equal(session.inputFormat, 'webm');
   await page.close();
-  const t0 = Date.now();
-  while (server.sessionCount > 0 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+  await waitUntil(() => server.sessionCount === 0, 10_000, 50);
   assert.equal(server.sessionCount, 0);
 });

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import {
@@ -24,9 +23,7 @@ import {
   type VideoScene,
   type QaPair,
 } from '../../src/synth/index.js';
-import { resolveFfmpegPath } from '../../src/ingest/index.js';
-
-const FFMPEG = resolveFfmpegPath({ env: { WINNOW_FFMPEG: process.env.WINNOW_FFMPEG } }).path;
+import { GEN_FFMPEG, withTempDir } from '../shared/index.js';
 
 const NUM = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
 
@@ -184,16 +181,15 @@ test('deterministic from the seed; different seeds differ', () => {
 });
 
 test('dataset: PNG + JSON and H.264 MP4 whose decoded frames show the objects at their tracked positions', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'winnow-synth-'));
-  try {
-    const { files } = await writeDataset({ outDir: dir, seed: 41, stills: 2, videos: 1, durationS: 6, ffmpegPath: FFMPEG });
+  await withTempDir('winnow-synth-', async (dir) => {
+    const { files } = await writeDataset({ outDir: dir, seed: 41, stills: 2, videos: 1, durationS: 6, ffmpegPath: GEN_FFMPEG });
     assert.equal(files.length, 3);
     const names = (await readdir(dir)).sort();
     assert.deepEqual(names, ['still_00000.json', 'still_00000.png', 'still_00001.json', 'still_00001.png', 'video_00000.json', 'video_00000.mp4']);
     const truth = JSON.parse(await readFile(join(dir, 'video_00000.json'), 'utf8')) as ReturnType<typeof videoAt>;
     assert.deepEqual(truth, JSON.parse(JSON.stringify(videoAt(41, 0, 6000))));
     // Decode frame at t = 2 s (frame 20 at 10 fps) and compare object-centre colours within H.264 tolerance.
-    const r = spawnSync(FFMPEG, ['-v', 'error', '-i', join(dir, 'video_00000.mp4'), '-vf', 'select=eq(n\\,20)', '-vsync', '0', '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 24 });
+    const r = spawnSync(GEN_FFMPEG, ['-v', 'error', '-i', join(dir, 'video_00000.mp4'), '-vf', 'select=eq(n\\,20)', '-vsync', '0', '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 24 });
     assert.equal(r.status, 0, r.stderr?.toString());
     const img = new Uint8Array(r.stdout);
     assert.equal(img.length, CANVAS_WIDTH * CANVAS_HEIGHT * 3);
@@ -202,16 +198,13 @@ test('dataset: PNG + JSON and H.264 MP4 whose decoded frames show the objects at
       const want = COLOR_RGB[o.color];
       for (let c = 0; c < 3; c++) assert.ok(Math.abs(got[c] - want[c]) <= 24, `${o.color} ${got} vs ${want}`);
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('training shards: model-input frames, patch labels and QA line up', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'winnow-shards-'));
-  try {
+  await withTempDir('winnow-shards-', async (dir) => {
     const filter = 'scale=112:112:force_original_aspect_ratio=decrease:flags=bicubic,pad=112:112:(ow-iw)/2:(oh-ih)/2:color=0x7f7f7f';
-    await writeShards({ outDir: dir, seed: 51, stills: 12, videos: 2, minDurationS: 5, maxDurationS: 6, geometry: { inputSize: 112, patchSize: 8, mode: 'fit' }, inputFilter: filter, concurrency: 1, ffmpegPath: FFMPEG });
+    await writeShards({ outDir: dir, seed: 51, stills: 12, videos: 2, minDurationS: 5, maxDurationS: 6, geometry: { inputSize: 112, patchSize: 8, mode: 'fit' }, inputFilter: filter, concurrency: 1, ffmpegPath: GEN_FFMPEG });
     const rgb = await readFile(join(dir, 'stills_0000.rgb'));
     const labels = await readFile(join(dir, 'stills_0000.labels'));
     const lines = (await readFile(join(dir, 'stills_0000.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { objects: PlacedObject[] });
@@ -233,9 +226,7 @@ test('training shards: model-input frames, patch labels and QA line up', async (
     const frames = vids.reduce((a, v) => a + v.numFrames, 0);
     assert.equal(vrgb.length, frames * 112 * 112 * 3);
     for (const v of vids) assert.equal(v.numFrames, v.durationMs / 1000);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 function trackScene(durationMs: number, tracks: { shape: 'circle' | 'square'; color: 'red' | 'blue'; appearMs: number; leaveMs: number; x: number }[]): VideoScene {
@@ -271,10 +262,9 @@ test('hasApartCount: objects of a shape that never coexist vs ones seen together
 });
 
 test("training shards with video mix 'apart-rich' keep only videos whose V3 needs counting over time", async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'winnow-shards-'));
-  try {
+  await withTempDir('winnow-shards-', async (dir) => {
     const filter = 'scale=112:112:force_original_aspect_ratio=decrease:flags=bicubic,pad=112:112:(ow-iw)/2:(oh-ih)/2:color=0x7f7f7f';
-    await writeShards({ outDir: dir, seed: 52, stills: 0, videos: 4, minDurationS: 10, maxDurationS: 12, geometry: { inputSize: 112, patchSize: 8, mode: 'fit' }, inputFilter: filter, concurrency: 1, ffmpegPath: FFMPEG, videoMix: 'apart-rich' });
+    await writeShards({ outDir: dir, seed: 52, stills: 0, videos: 4, minDurationS: 10, maxDurationS: 12, geometry: { inputSize: 112, patchSize: 8, mode: 'fit' }, inputFilter: filter, concurrency: 1, ffmpegPath: GEN_FFMPEG, videoMix: 'apart-rich' });
     const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as { videoMix: string };
     assert.equal(meta.videoMix, 'apart-rich');
     type Line = { objects: { id: number; shape: string; appearMs: number; leaveMs: number }[]; frames: { tMs: number; qa: QaPair[] }[] };
@@ -293,7 +283,5 @@ test("training shards with video mix 'apart-rich' keep only videos whose V3 need
       assert.ok(v3.some((q) => q.n > (most.get(q.shape) ?? 0)), 'an apart count in every kept video');
       for (const q of v3) assert.ok(q.n >= (most.get(q.shape) ?? 0));
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });

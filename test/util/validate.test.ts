@@ -1,17 +1,9 @@
 // Shared argument checks: values pass through; bad ones fail with WINNOW_ERR_INVALID_ARGUMENT.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WinnowError } from '../../src/errors.js';
 import { intAtLeast, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from '../../src/util/index.js';
+import { thrownCode } from '../shared/index.js';
 
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-    return undefined;
-  } catch (e) {
-    return e instanceof WinnowError ? e.code : 'not a WinnowError';
-  }
-}
 
 test('valid values are returned unchanged', () => {
   assert.equal(positiveInt('n', 1), 1);
@@ -37,11 +29,6 @@ test('invalid values fail with WINNOW_ERR_INVALID_ARGUMENT and name the option',
     () => positiveNumber('fps', 0),
     () => oneOf('mode', 'c', ['a', 'b']),
   ];
-  for (const fn of bad) assert.equal(code(fn), 'WINNOW_ERR_INVALID_ARGUMENT');
-  try {
-    positiveInt('maxFrames', 0);
-  } catch (e) {
-    assert.equal((e as WinnowError).details.name, 'maxFrames');
-    assert.equal((e as WinnowError).details.min, 1);
-  }
+  for (const fn of bad) assert.equal(thrownCode(fn), 'WINNOW_ERR_INVALID_ARGUMENT');
+  assert.throws(() => positiveInt('maxFrames', 0), { details: { name: 'maxFrames', min: 1 } });
 });

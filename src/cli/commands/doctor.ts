@@ -103,7 +103,7 @@ async function checkOnnxRuntime(): Promise<Check[]> {
         detail:
           ep === 'cpu'
             ? `cannot run a model: ${msg}`
-            : `not available (${msg}); GPU users: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (see README)`,
+            : `not available (${msg}); GPU users: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (see docs/gpu.md)`,
       });
     }
   }

@@ -1,17 +1,9 @@
 // Model folders written into a temp dir, for the tests that check load-time validation. The
 // operator and numeric tests use the real default model (models/winnow-tiny).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { buildModel, patchEncoder, seededWeights } from './onnx-builder.js';
-
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const defaultModelDir = join(repoRoot, 'models', 'winnow-tiny');
-
-export function defaultModelPresent(): boolean {
-  return existsSync(join(defaultModelDir, 'onnx', 'vision_encoder.onnx'));
-}
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildModel, seededWeights, tempDirSync } from '../../shared/index.js';
+import { patchEncoder } from './patch-encoder.js';
 
 export const PRE_112 = {
   do_resize: true,
@@ -75,11 +67,11 @@ export interface FolderSpec {
 }
 
 export class TempFolders {
-  readonly root = mkdtempSync(join(tmpdir(), 'winnow-encode-'));
+  readonly #tmp = tempDirSync('winnow-encode-');
   #n = 0;
 
   make(spec: FolderSpec = {}): string {
-    const dir = join(this.root, `m${this.#n++}`);
+    const dir = join(this.#tmp.dir, `m${this.#n++}`);
     mkdirSync(join(dir, 'onnx'), { recursive: true });
     const sfx = spec.suffix ?? '';
     if (spec.config !== null) writeFileSync(join(dir, 'config.json'), JSON.stringify(spec.config ?? CONFIG_32));
@@ -98,6 +90,6 @@ export class TempFolders {
   }
 
   dispose(): void {
-    rmSync(this.root, { recursive: true, force: true });
+    this.#tmp.cleanup();
   }
 }
