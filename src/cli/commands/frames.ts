@@ -2,6 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { nonNegativeNumberArg, positiveIntArg } from './options.js';
 import { toWinnowError } from '../../errors.js';
 import type { FfmpegEnv, Frame, FrameSize, OpenVideoOptions, ResizeMode, VideoSource } from '../../ingest/types.js';
 
@@ -37,19 +38,6 @@ function parseSize(v: string): FrameSize | 'source' {
   return { width: Number(m[1]), height: Number(m[2]) };
 }
 
-function parseNonNegative(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number ≥ 0');
-  return n;
-}
-
-function parsePositiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected an integer ≥ 1');
-  return n;
-}
-
-/** `-` is stdin; `/dev/video*` is a v4l2 device; everything else is a path or URL. */
 function toSource(arg: string): VideoSource {
   if (arg === '-') return process.stdin;
   if (/^\/dev\/video\d+$/.test(arg)) return { device: arg };
@@ -66,9 +54,9 @@ export function registerFrames(program: Command): void {
     .addOption(new Option('--resize <mode>', 'how to fit --size').choices(['pad', 'stretch', 'crop']).default('pad'))
     .option('--out <dir>', 'also write DIR/000000.png, DIR/000001.png, …')
     .option('--json', 'print one JSON object per frame: {"index","ptsMs","width","height"}')
-    .option('--start-ms <ms>', 'start of the window in the source, ms', parseNonNegative)
-    .option('--end-ms <ms>', 'end of the window in the source (exclusive), ms', parseNonNegative)
-    .option('--max-frames <n>', 'stop after n frames', parsePositiveInt)
+    .option('--start-ms <ms>', 'start of the window in the source, ms', nonNegativeNumberArg('--start-ms'))
+    .option('--end-ms <ms>', 'end of the window in the source (exclusive), ms', nonNegativeNumberArg('--end-ms'))
+    .option('--max-frames <n>', 'stop after n frames', positiveIntArg('--max-frames'))
     .option('--input-format <fmt>', 'ffmpeg input format hint for stdin (e.g. mpegts, matroska, mjpeg)')
     .option('--no-progress', 'never show a progress bar')
     .action(async (sourceArg: string, flags: FramesFlags) => {

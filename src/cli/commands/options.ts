@@ -3,7 +3,7 @@
 // a bad flag prints commander's usage message and exits 2.
 import { InvalidArgumentError, Option } from 'commander';
 import { ENCODER_CHECK_POLICIES, type EncoderCheckPolicy } from '../../prune/types.js';
-import { intAtLeast, nonNegativeInt, positiveInt, positiveNumber } from '../../util/index.js';
+import { intAtLeast, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from '../../util/index.js';
 import { toWinnowError } from '../../errors.js';
 
 export type { EncoderCheckPolicy };
@@ -34,6 +34,9 @@ export const nonNegativeIntArg = (flag: string): ArgParser<number> => fromCheck(
 
 /** An integer ≥ `min`. */
 export const intAtLeastArg = (flag: string, min: number): ArgParser<number> => fromCheck(flag, (name, value) => intAtLeast(name, value, min));
+
+/** A finite number ≥ 0. */
+export const nonNegativeNumberArg = (flag: string): ArgParser<number> => fromCheck(flag, nonNegativeNumber);
 
 /** A finite number > 0. */
 export const positiveNumberArg = (flag: string): ArgParser<number> => fromCheck(flag, positiveNumber);
