@@ -1,8 +1,9 @@
+import { formatHms } from './hms.js';
 import { Rng } from './rng.js';
 import type { ObjectSpec, PlacedObject, VideoScene } from './scene.js';
 import { CANVAS_WIDTH, COLORS, NUMBER_WORDS, SHAPES, type Color, type Shape } from './world.js';
 
-export type QuestionFamily = 'F1' | 'F2' | 'F3' | 'F4' | 'C1' | 'V1' | 'V2' | 'V3';
+export type QuestionFamily = 'F1' | 'F2' | 'F3' | 'F4' | 'C1' | 'V1' | 'V2' | 'V3' | 'V4';
 
 export interface QaPair {
   id: QuestionFamily;
@@ -52,8 +53,13 @@ export function appearedBy(scene: VideoScene, tMs: number): ObjectSpec[] {
   return scene.objects.filter((o) => o.appearMs <= tMs).sort((a, b) => a.appearMs - b.appearMs || a.id - b.id);
 }
 
+export interface VideoQuestionOptions {
+  /** Also ask V4 (`when did the first {shape} appear?`, answered `H:MM:SS`): the watch profile's question. */
+  when?: boolean;
+}
+
 /** Video questions about everything seen up to tMs. */
-export function videoQuestions(scene: VideoScene, tMs: number, rng: Rng): QaPair[] {
+export function videoQuestions(scene: VideoScene, tMs: number, rng: Rng, options: VideoQuestionOptions = {}): QaPair[] {
   const out: QaPair[] = [];
   const seen = scene.objects.filter((o) => o.appearMs <= tMs);
   const combos = new Set(seen.map((o) => `${o.color} ${o.shape}`));
@@ -67,6 +73,8 @@ export function videoQuestions(scene: VideoScene, tMs: number, rng: Rng): QaPair
     out.push({ id: 'V3', question: `how many ${shape}s appeared?`, answer: NUMBER_WORDS[Math.min(9, ofShape.length)], tMs });
     if (ofShape.length === 0) continue;
     const first = ofShape[0];
+    // V4 needs no unique first: firsts under V2's second apart are both within V4's tolerance.
+    if (options.when) out.push({ id: 'V4', question: `when did the first ${shape} appear?`, answer: formatHms(first.appearMs), tMs });
     // Asked only when the first is unique even for a 1-fps viewer: the next one of that shape
     // appeared at least a second later.
     if (ofShape.length > 1 && ofShape[1].appearMs - first.appearMs < V2_MIN_SEPARATION_MS) continue;

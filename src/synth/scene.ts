@@ -141,7 +141,30 @@ export interface VideoOptions {
   fps?: number;
 }
 
-const STEP_MS = 20;
+/** The simulation's time step: every event and track segment of a video lies on this grid. */
+export const STEP_MS = 20;
+
+/** Where a present object is at tMs, extrapolating its last segment (valid from that segment on). */
+export function lastSegmentPosition(o: TrackedObject, tMs: number): { x: number; y: number } {
+  const s = o.segments[o.segments.length - 1];
+  const dt = (tMs - s.tMs) / 1000;
+  return { x: s.x + s.vxPxPerS * dt, y: s.y + s.vyPxPerS * dt };
+}
+
+/**
+ * Puts a new object into the scene at tMs: a free position (2 px more than the minimum gap from
+ * every present object, so the first motion step has room), a random speed up to maxSpeedPxPerS and
+ * direction. Null when there is no room. `leaveMs` can be changed later by the caller.
+ */
+export function launchObject(rng: Rng, spec: ObjectSpec, tMs: number, present: readonly TrackedObject[], leaveMs: number, maxSpeedPxPerS: number): TrackedObject | null {
+  const h = halfExtent(spec.size);
+  const others = present.map((o) => ({ ...lastSegmentPosition(o, tMs), h: halfExtent(o.size) }));
+  const pos = placeObject(rng, h, others, 2);
+  if (!pos) return null;
+  const speed = rng.uniform(0, maxSpeedPxPerS);
+  const angle = rng.uniform(0, 2 * Math.PI);
+  return { ...spec, appearMs: tMs, leaveMs, segments: [{ tMs, x: pos.x, y: pos.y, vxPxPerS: speed * Math.cos(angle), vyPxPerS: speed * Math.sin(angle) }] };
+}
 
 /**
  * Simulates a static-camera video: objects enter and leave at event times, move in straight lines,
@@ -158,25 +181,9 @@ export function sampleVideo(rng: Rng, options: VideoOptions): VideoScene {
   const present: TrackedObject[] = [];
   let nextId = 0;
 
-  const posAt = (o: TrackedObject, tMs: number): { x: number; y: number } => {
-    const s = o.segments[o.segments.length - 1];
-    const dt = (tMs - s.tMs) / 1000;
-    return { x: s.x + s.vxPxPerS * dt, y: s.y + s.vyPxPerS * dt };
-  };
   const addObject = (tMs: number): boolean => {
-    const spec = sampleObjectSpec(rng, nextId, present);
-    const h = halfExtent(spec.size);
-    const others = present.map((o) => ({ ...posAt(o, tMs), h: halfExtent(o.size) }));
-    const pos = placeObject(rng, h, others, 2);
-    if (!pos) return false;
-    const speed = rng.uniform(0, maxSpeed);
-    const angle = rng.uniform(0, 2 * Math.PI);
-    const o: TrackedObject = {
-      ...spec,
-      appearMs: tMs,
-      leaveMs: durationMs,
-      segments: [{ tMs, x: pos.x, y: pos.y, vxPxPerS: speed * Math.cos(angle), vyPxPerS: speed * Math.sin(angle) }],
-    };
+    const o = launchObject(rng, sampleObjectSpec(rng, nextId, present), tMs, present, durationMs, maxSpeed);
+    if (!o) return false;
     nextId++;
     all.push(o);
     present.push(o);
@@ -201,12 +208,17 @@ export function sampleVideo(rng: Rng, options: VideoOptions): VideoScene {
         present.splice(present.indexOf(o), 1);
       }
     }
-    stepMotion(present, t, posAt);
+    stepMotion(present, t);
   }
   return { kind: 'video', width: CANVAS_WIDTH, height: CANVAS_HEIGHT, fps: options.fps ?? 10, durationMs, background, objects: all };
 }
 
-function stepMotion(present: TrackedObject[], tMs: number, posAt: (o: TrackedObject, t: number) => { x: number; y: number }): void {
+/**
+ * Advances the present objects' tracks from tMs to tMs + STEP_MS: bounces off the canvas edges and
+ * off each other, so that positions valid at tMs stay valid (inside the canvas, the minimum gap apart).
+ */
+export function stepMotion(present: TrackedObject[], tMs: number): void {
+  const posAt = lastSegmentPosition;
   const t1 = tMs + STEP_MS;
   const newSegment = (o: TrackedObject, vx: number, vy: number): void => {
     const p = posAt(o, tMs);

@@ -10,17 +10,48 @@ export interface EncodeVideoOptions {
   /** x264 constant rate factor. */
   crf?: number;
   signal?: AbortSignal;
+  /** Called every `progressEveryFrames` frames and after the last, with frames written so far. */
+  onProgress?: (framesDone: number, frameCount: number) => void;
+  progressEveryFrames?: number;
+}
+
+/** Frames a scene is rendered to: one per 1/fps from t = 0, the last before the end. */
+export function frameCountOf(scene: VideoScene): number {
+  return Math.round((scene.durationMs / 1000) * scene.fps);
 }
 
 /**
- * Renders a video scene frame by frame straight into ffmpeg's stdin (H.264, yuv420p, MP4). Only one
- * frame is ever in memory; writes wait for ffmpeg to drain, so a slow encoder slows the renderer.
+ * The scene's frames in order (RGB24). A yielded buffer is reused: it is valid until the next one
+ * is taken. Frames with no object are the background raster itself, neither copied nor redrawn,
+ * which is what keeps hours of an empty watch video cheap.
  */
-export async function writeVideo(scene: VideoScene, outPath: string, options: EncodeVideoOptions = {}): Promise<{ frames: number }> {
+export function* sceneFrames(scene: VideoScene): Generator<Uint8Array, void, undefined> {
   const { width, height, fps } = scene;
   const bg = renderBackground(scene.background, width, height);
   const frame = new Uint8Array(bg.length);
-  const frameCount = Math.round((scene.durationMs / 1000) * fps);
+  const frameCount = frameCountOf(scene);
+  for (let i = 0; i < frameCount; i++) {
+    const objects = objectsAt(scene, Math.round((i * 1000) / fps));
+    if (objects.length === 0) {
+      yield bg;
+      continue;
+    }
+    frame.set(bg);
+    drawObjects(frame, width, height, objects);
+    yield frame;
+  }
+}
+
+/**
+ * Renders a video scene frame by frame straight into ffmpeg's stdin (H.264, yuv420p, MP4), so
+ * memory stays flat whatever the length. Each write waits for ffmpeg to drain before the next
+ * frame is drawn: a frame is larger than the pipe's high-water mark, so the wait also guarantees
+ * the reused buffer is no longer queued when it is redrawn.
+ */
+export async function writeVideo(scene: VideoScene, outPath: string, options: EncodeVideoOptions = {}): Promise<{ frames: number }> {
+  const { width, height, fps } = scene;
+  const frameCount = frameCountOf(scene);
+  const progressEvery = options.progressEveryFrames ?? 600;
   const args = [
     '-hide_banner', '-loglevel', 'error', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${width}x${height}`, '-r', String(fps), '-i', 'pipe:0',
@@ -34,11 +65,11 @@ export async function writeVideo(scene: VideoScene, outPath: string, options: En
   const onAbort = (): void => void child.kill('SIGKILL');
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    for (let i = 0; i < frameCount; i++) {
+    let done = 0;
+    for (const frame of sceneFrames(scene)) {
       throwIfAborted(options.signal);
-      frame.set(bg);
-      drawObjects(frame, width, height, objectsAt(scene, Math.round((i * 1000) / fps)));
       if (!child.stdin!.write(frame)) await once(child.stdin!, 'drain');
+      if (++done % progressEvery === 0 || done === frameCount) options.onProgress?.(done, frameCount);
     }
     child.stdin!.end();
     const [code] = await exited;
