@@ -60,6 +60,13 @@ function prunerSettings(c: EvalConfig, randomSeed: number): PrunerSettings {
   }
 }
 
+/** How an answer is judged when exact match is not the rule (V4 times within a tolerance). */
+export interface AnswerScoring {
+  /** Tokens allowed beyond the expected answer's length (another spelling of the same time may be longer). */
+  slackTokens?: number;
+  match?: (answer: string, expected: string) => boolean;
+}
+
 export class Evaluator {
   private readonly pruners = new Map<string, Pruner>();
   private closed = false;
@@ -171,9 +178,9 @@ export class Evaluator {
   }
 
   /** One question against the context's current video state (rolled back afterwards by the context). */
-  async ask(ctx: VideoContext, qa: QaPair, signal?: AbortSignal): Promise<AnswerRecord> {
+  async ask(ctx: VideoContext, qa: QaPair, signal?: AbortSignal, scoring: AnswerScoring = {}): Promise<AnswerRecord> {
     const cap = this.runtime.lm.config.generation.maxNewTokens ?? 64;
-    const maxNewTokens = Math.min(cap, this.answerTokens(qa.answer) + 1);
+    const maxNewTokens = Math.min(cap, this.answerTokens(qa.answer) + 1 + (scoring.slackTokens ?? 0));
     const r = await ctx.ask(qa.question, { signal, maxNewTokens });
     const answer = r.text.trim();
     const truncated = r.stopReason === 'max-new-tokens' && maxNewTokens < cap;
@@ -183,7 +190,7 @@ export class Evaluator {
       expected: qa.answer,
       answer,
       truncated,
-      correct: !truncated && answer === qa.answer,
+      correct: !truncated && (scoring.match ? scoring.match(answer, qa.answer) : answer === qa.answer),
       tMs: qa.tMs,
       ttftMs: r.ttftMs,
       decodeTokens: Math.max(0, r.generatedTokens - 1),

@@ -11,7 +11,6 @@ import type {
   EvalReport,
   EvalStrategy,
   FamilyScore,
-  LongVideoReport,
   PartReport,
   SceneResult,
 } from './types.js';
@@ -192,19 +191,6 @@ export function partTable(p: PartReport): string {
   return lines.join('\n');
 }
 
-export function longTable(reports: readonly LongVideoReport[]): string {
-  const cols = ['video', 'strategy', 'setting', 'kept/frame', 'kept %', 'V1', 'V2', 'V3', 'video acc %', 'frames in context (of)', 'evicted', 'oldest in context', 'KV MiB (max)', 'prefill ms/frame', 'TTFT ms'];
-  const lines = [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`];
-  for (const L of reports) {
-    for (const r of L.runs) {
-      lines.push(
-        `| ${L.minutes} min | ${r.strategy} | ${settingLabel(r.config)} | ${num(r.meanKeptPerFrame)} | ${pct(r.keptFraction)} | ${VIDEO_FAMILIES.map((f) => pct(r.families[f]?.accuracy)).join(' | ')} | ${pct(r.headline.accuracy)} | ${r.framesInContext} (${r.frames}) | ${r.evictedFrames} | ${r.oldestInContextMs === null ? '–' : `t=${Math.floor(r.oldestInContextMs / 1000)}s`} | ${num(r.kvBytesMax / 1048576, 2)} | ${num(r.prefillMsPerFrame, 2)} | ${num(r.meanTtftMs, 2)} |`,
-      );
-    }
-  }
-  return lines.join('\n');
-}
-
 /** The whole report as Markdown (what `winnow eval` prints and the README embeds). */
 export function reportMarkdown(r: EvalReport): string {
   const out: string[] = [];
@@ -225,12 +211,6 @@ export function reportMarkdown(r: EvalReport): string {
     out.push('');
     out.push(partTable(p));
     for (const s of p.skipped) out.push(`\n_${s.strategy} not run on ${p.part}: ${s.reason}._`);
-  }
-  if (r.long.length) {
-    out.push('');
-    out.push(`**Long videos** (1 fps, context budget ${r.long[0].maxContextTokens} tokens; V1–V3 asked at ${r.long[0].checkpointsS.length} moments)`);
-    out.push('');
-    out.push(longTable(r.long));
   }
   if (r.claims?.length) {
     out.push('');

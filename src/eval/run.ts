@@ -1,39 +1,22 @@
 // `winnow eval` as a library call: calibrate the sweeps, run every config on every scene (each
-// scene encoded once), aggregate, and optionally run the long-video evaluation.
+// scene encoded once), aggregate. Long videos are long.ts's.
 import { fork } from 'node:child_process';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { throwIfAborted, WinnowError } from '../errors.js';
 import type { QuestionFamily } from '../synth/index.js';
 import { checkClaims } from './claims.js';
 import { calibrate, planConfigs } from './configs.js';
 import { Evaluator, selectCheckpoints, type EncodedScene, type EvaluatorLoadOptions } from './evaluator.js';
-import { runLongVideo } from './long.js';
 import type { WorkerMessage, WorkerRequest } from './worker.js';
 import { headlineFamilies, selectRows, summarize } from './report.js';
 import { RESERVED_SEEDS, loadEvalSet, readTruth } from './set.js';
-import { EVAL_STRATEGIES, type EvalConfig, type EvalPart, type EvalReport, type EvalStrategy, type LongVideoReport, type PartReport, type SceneResult } from './types.js';
+import { EVAL_STRATEGIES, type EvalPart, type EvalReport, type EvalStrategy, type PartReport, type SceneResult } from './types.js';
 
 // Every claim's budget has its own row (5 % for videos, 15 % for frames; 15 % is also the bundled
 // codebook's default ratio): a claim is checked at its own number, not only at the budgets around it.
 export const DEFAULT_BUDGETS: readonly number[] = [0.05, 0.1, 0.15, 0.2, 0.5];
 export const DEFAULT_FAMILIES: readonly QuestionFamily[] = ['F1', 'F2', 'F3', 'F4', 'V1', 'V2', 'V3'];
-
-export interface LongEvalOptions {
-  /** Video lengths in minutes, e.g. [10] or [10, 60]. */
-  minutes: number[];
-  /** Where long videos are rendered (kept for reuse). Default: `<set>/long`. */
-  dir?: string;
-  /** Default: the set's seed. */
-  seed?: number;
-  /** KV budget per context. Default 4096 tokens. */
-  maxContextTokens?: number;
-  /** Moments at which V1–V3 are asked. Default 10. */
-  checkpoints?: number;
-  /** threshold+temporal setting; default: the videos part's row nearest 5 % kept, else the codebook τ with τt 0.98 (without a codebook: temporal alone). */
-  tau?: number;
-  temporalTau?: number;
-}
 
 export interface EvalOptions extends EvaluatorLoadOptions {
   setDir: string;
@@ -50,9 +33,6 @@ export interface EvalOptions extends EvaluatorLoadOptions {
   /** Use at most this many scenes of each part (the first ones). */
   maxStills?: number;
   maxVideos?: number;
-  /** Skip the short-scene parts (long-video evaluation only). */
-  skipParts?: boolean;
-  long?: LongEvalOptions;
   saveAnswers?: boolean;
   ffmpegPath?: string;
   /**
@@ -144,7 +124,7 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
     let encodeMs = 0;
     const scorer = cb ? ev.prunerFor({ id: '__calibration-scores', strategy: 'none' }) : null;
 
-    for (const [part, scenes] of [['stills', options.skipParts ? [] : stills], ['videos', options.skipParts ? [] : videos]] as const) {
+    for (const [part, scenes] of [['stills', stills], ['videos', videos]] as const) {
       if (scenes.length === 0) continue;
       // Calibration: encode the first scenes once; they stay cached for the main loop.
       const cached = new Map<string, EncodedScene>();
@@ -225,41 +205,6 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
       parts.push({ part: part as EvalPart, headlineFamilies: headlineFamilies(part), scenes: scenes.length, configs: summaries, rows, skipped });
     }
 
-    const long: LongVideoReport[] = [];
-    if (options.long && options.long.minutes.length) {
-      const lo = options.long;
-      let pruned: EvalConfig;
-      const vids = parts.find((p) => p.part === 'videos');
-      const near5 = vids?.rows.find((r) => r.strategy === 'threshold+temporal' && r.budget === 0.05);
-      const tau = lo.tau ?? defaultTau;
-      if (near5 && lo.tau === undefined && lo.temporalTau === undefined) pruned = near5.summary.config;
-      else if (tau !== undefined && cb) {
-        const tt = lo.temporalTau ?? 0.98;
-        pruned = { id: `threshold+temporal:tau=${tau},tt=${tt}`, strategy: 'threshold+temporal', tau, temporalTau: tt };
-      } else {
-        // Without a codebook only temporal filtering can prune: the setting nearest 5 % kept.
-        const t5 = vids?.rows.find((r) => r.strategy === 'temporal' && r.budget === 0.05);
-        const tt = lo.temporalTau ?? t5?.summary.config.temporalTau ?? 0.98;
-        pruned = { id: `temporal:tt=${tt}`, strategy: 'temporal', temporalTau: tt };
-        notes.push(`long videos: no codebook, so the pruned run is temporal filtering alone (τt=${tt}), not threshold+temporal.`);
-      }
-      for (const minutes of lo.minutes) {
-        long.push(
-          await runLongVideo(ev, {
-            minutes,
-            dir: lo.dir ?? join(set.dir, 'long'),
-            seed: lo.seed ?? seed ?? 4000,
-            maxContextTokens: lo.maxContextTokens ?? 4096,
-            checkpoints: lo.checkpoints ?? 10,
-            pruned,
-            ffmpegPath: options.ffmpegPath,
-            log,
-            signal,
-          }),
-        );
-      }
-    }
-
     const report: EvalReport = {
       tool: 'winnow eval',
       version: 1,
@@ -268,7 +213,7 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
       codebook: cb
         ? { path: cb.path ?? '', prototypes: cb.count, defaultStrategy: cb.defaults?.strategy ?? null, defaultTau: defaultTau ?? null }
         : null,
-      set: { dir: set.dir, seed, stills: options.skipParts ? 0 : stills.length, videos: options.skipParts ? 0 : videos.length, videoDurationsS: options.skipParts ? [] : videoDurationsS },
+      set: { dir: set.dir, seed, stills: stills.length, videos: videos.length, videoDurationsS },
       options: {
         fps: ev.fps,
         budgets,
@@ -282,7 +227,6 @@ export async function runEval(options: EvalOptions): Promise<EvalReport> {
       },
       timing: { wallS: (performance.now() - t0) / 1000, encodeS: encodeMs / 1000 },
       parts,
-      long,
       notes,
       claims: checkClaims(parts),
       ...(options.saveAnswers ? { scenes: results } : {}),

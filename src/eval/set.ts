@@ -7,7 +7,7 @@ import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { WinnowError, throwIfAborted } from '../errors.js';
-import { Rng, renderStill, stillAt, videoAt, writeVideo, type QaPair, type StillTruth, type VideoTruth } from '../synth/index.js';
+import { Rng, renderStill, stillAt, videoAt, watchAt, writeVideo, type QaPair, type StillTruth, type VideoTruth, type WatchTruth } from '../synth/index.js';
 import type { SceneRef } from './types.js';
 
 /** Seeds already used for the default model: its training, its own evaluation, its codebook. */
@@ -135,6 +135,31 @@ export async function writeLongVideo(dir: string, seed: number, minutes: number,
     await writeJsonAtomic(truthPath, truth);
   }
   return { path, truthPath };
+}
+
+/**
+ * Renders watch-profile video `index` of `seed` (durationMs long, questions at checkpointsMs) into
+ * `dir` unless it is already there; the checkpoints are part of the name, since they change the truth.
+ */
+export async function writeWatchVideo(
+  dir: string,
+  seed: number,
+  index: number,
+  durationMs: number,
+  checkpointsMs: readonly number[],
+  options: { ffmpegPath?: string; signal?: AbortSignal } = {},
+): Promise<{ path: string; truthPath: string; truth: WatchTruth }> {
+  await mkdir(dir, { recursive: true });
+  const truth = watchAt(seed, index, durationMs, checkpointsMs);
+  const name = `watch_${Math.round(durationMs / 1000)}s_seed${seed}_${index}_cp${truth.checkpointsMs.map((c) => c / 1000).join('-')}`;
+  const path = join(dir, `${name}.mp4`);
+  const truthPath = join(dir, `${name}.json`);
+  if (!existsSync(path) || !existsSync(truthPath)) {
+    await writeVideo(truth.scene, `${path}.tmp.mp4`, options);
+    await rename(`${path}.tmp.mp4`, path);
+    await writeJsonAtomic(truthPath, truth);
+  }
+  return { path, truthPath, truth };
 }
 
 /** Lists the scenes of a set folder (stills first, then videos, each in name order). */

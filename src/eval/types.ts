@@ -133,39 +133,70 @@ export interface PartReport {
   skipped: { strategy: EvalStrategy; reason: string }[];
 }
 
-export interface LongVideoRun {
-  /** `none`, and the pruned run (threshold+temporal; temporal alone when no codebook is loaded). */
-  strategy: EvalStrategy;
-  config: EvalConfig;
-  families: Partial<Record<QuestionFamily, FamilyScore>>;
-  headline: FamilyScore;
-  keptFraction: number;
-  meanKeptPerFrame: number;
-  frames: number;
-  /** Frames evicted to stay within the context budget. */
-  evictedFrames: number;
-  /** Frames in context at the end. */
+/** What one run (pruned or not) had and answered at one checkpoint of a long video. */
+export interface LongCheckpoint {
+  /** The second asked about (ms): the context holds exactly the frames up to it. */
+  tMs: number;
+  /** Tokens in the KV cache when the questions were asked, the questions excluded. */
+  contextTokens: number;
+  visualTokens: number;
+  /** contextTokens − visualTokens: frame markers and the prompt's fixed tokens. */
+  markerTokens: number;
+  markerShare: number;
   framesInContext: number;
-  /** ptsMs of the oldest frame still in context at the end. */
-  oldestInContextMs: number | null;
-  /** KV bytes of the tokens in context: at the end and the largest seen at a checkpoint. */
-  kvBytesEnd: number;
-  kvBytesMax: number;
-  kvReservedBytes: number;
-  prefillMsPerFrame: number;
+  evictedFrames: number;
+  kvBytes: number;
+  /** Pruning + prefill per frame since the previous checkpoint (the run's own cost; decode and encode are shared). */
+  msPerFrame: number;
   meanTtftMs: number;
+  /** Resident set of the process when asked. */
+  rssBytes: number;
+  families: Partial<Record<QuestionFamily, FamilyScore>>;
   answers: AnswerRecord[];
 }
 
-export interface LongVideoReport {
-  minutes: number;
+export interface LongRun {
+  /** `none`, or `default`: the codebook's default pruning (as `winnow ask`). */
+  label: 'none' | 'default';
+  config: EvalConfig;
+  frames: number;
+  keptFraction: number;
+  meanKeptPerFrame: number;
+  msPerFrame: number;
+  checkpoints: LongCheckpoint[];
+}
+
+export interface LongVideoResult {
+  lengthMin: number;
+  index: number;
   path: string;
-  seed: number;
-  fps: number;
-  maxContextTokens: number;
-  checkpointsS: number[];
+  /** Frames streamed (the length at 1 fps). */
+  frames: number;
   wallS: number;
-  runs: LongVideoRun[];
+  /** Seconds of video per second of wall time, both runs and the shared decode + encode included. */
+  realtimeFactor: number;
+  /** The process's peak RSS after this video (both runs side by side; monotone over the evaluation). */
+  peakRssBytes: number;
+  runs: LongRun[];
+}
+
+export interface LongEvalReport {
+  tool: 'winnow eval --long';
+  version: 1;
+  createdAt: string;
+  model: { dir: string; name: string | null };
+  codebook: { path: string; defaultStrategy: string | null; defaultTau: number | null } | null;
+  options: {
+    lengthsMin: number[];
+    videosPerLength: number;
+    seed: number;
+    fps: number;
+    maxContextTokens: number;
+    checkpointFractions: number[];
+  };
+  wallS: number;
+  videos: LongVideoResult[];
+  notes: string[];
 }
 
 export interface EvalReport {
@@ -188,7 +219,6 @@ export interface EvalReport {
   };
   timing: { wallS: number; encodeS: number };
   parts: PartReport[];
-  long: LongVideoReport[];
   notes: string[];
   /** The issue's claims checked against the rows (see claims.ts). */
   claims: import('./claims.js').ClaimCheck[];

@@ -280,48 +280,6 @@ test('ground truth of the set is the renderer\'s (seeded, with QA)', { skip }, a
   assert.ok(t.qa.length > 0);
 });
 
-test('long video: none evicts under the budget, threshold+temporal keeps fewer tokens, KV bytes stay within it', { skip }, async () => {
-  const tt = report.parts.find((p) => p.part === 'videos')?.rows.find((r) => r.strategy === 'threshold+temporal')?.summary.config;
-  assert.ok(tt);
-  const budget = 1024;
-  const r = await runEval({
-    setDir,
-    codebook,
-    threads: 1,
-    skipParts: true,
-    long: { minutes: [1], dir: join(dir, 'long'), maxContextTokens: budget, checkpoints: 2, tau: tt.tau, temporalTau: tt.temporalTau },
-  });
-  assert.equal(r.parts.length, 0);
-  assert.equal(r.long.length, 1);
-  const L = r.long[0];
-  assert.equal(L.minutes, 1);
-  assert.equal(L.checkpointsS.length, 2);
-  assert.equal(L.checkpointsS[1], 59);
-  const [none, pruned] = L.runs;
-  assert.equal(none.strategy, 'none');
-  assert.equal(pruned.strategy, 'threshold+temporal');
-  for (const run of L.runs) {
-    assert.equal(run.frames, 60);
-    assert.equal(run.framesInContext + run.evictedFrames, run.frames);
-    assert.ok(run.kvBytesMax >= run.kvBytesEnd && run.kvBytesEnd > 0);
-    assert.equal(run.answers.length, none.answers.length);
-    assert.ok(run.answers.every((a) => a.family.startsWith('V')));
-  }
-  // 60 frames × (49 tokens + marker) cannot fit 1024 tokens: none must evict.
-  assert.ok(none.evictedFrames > 0);
-  assert.ok(none.oldestInContextMs !== null && none.oldestInContextMs > 0);
-  assert.ok(pruned.meanKeptPerFrame < none.meanKeptPerFrame);
-  assert.equal(none.meanKeptPerFrame, 49);
-  // KV bytes of what is in context never exceed the budget's worth.
-  const ev = await Evaluator.load({ threads: 1 });
-  try {
-    const bytesPerToken = ev.runtime.lm.runtime.kvBytesPerToken;
-    for (const run of L.runs) assert.ok(run.kvBytesMax <= budget * bytesPerToken, `${run.strategy}: ${run.kvBytesMax} B`);
-  } finally {
-    await ev.close();
-  }
-});
-
 test('claims: met only when relative accuracy ≥ 95 % at ≤ 15 % kept and ≥ 10 points over random and pool at that budget', async () => {
   const { checkClaims } = await import('../../src/eval/index.js');
   const row = (strategy: string, budget: number | null, kept: number, acc: number, label?: string) => ({
