@@ -22,17 +22,20 @@ export function rtspTimeoutOption(binaryPath: string, timeoutMs = 5000): Promise
       };
       child.stdout.setEncoding('utf8').on('data', take);
       child.stderr.setEncoding('utf8').on('data', take);
-      child.on('error', () => resolve(undefined));
+      // A failed look-up (binary replaced, machine overloaded) is retried next time instead of
+      // sticking; a definite answer, "neither option", is kept like the others.
+      const failed = (): void => {
+        rtspTimeout.delete(binaryPath);
+        resolve(undefined);
+      };
+      child.on('error', failed);
       child.on('close', (code) => {
-        if (code !== 0 || !/^\s*-timeout\s|^\s*-stimeout\s/m.test(out)) return resolve(undefined);
-        resolve(/^\s*-stimeout\s/m.test(out) ? 'stimeout' : 'timeout');
+        if (code !== 0) return failed();
+        if (/^\s*-stimeout\s/m.test(out)) return resolve('stimeout');
+        resolve(/^\s*-timeout\s/m.test(out) ? 'timeout' : undefined);
       });
     });
     rtspTimeout.set(binaryPath, pending);
-    // A failed look-up (binary replaced, machine overloaded) is retried next time instead of sticking.
-    void pending.then((v) => {
-      if (v === undefined) rtspTimeout.delete(binaryPath);
-    });
   }
   return pending;
 }

@@ -2,6 +2,7 @@
 // a read timeout so a peer that stops answering ends the process instead of parking it forever.
 // Used for every URL source, confined by a SourcePolicy or named by a local user.
 import { WinnowError } from '../errors.js';
+import { nonNegativeNumber } from '../util/index.js';
 import type { RtspTimeoutOption } from './capabilities.js';
 
 /** URL schemes ingest can read. `file:` is not one of them: files go through paths. */
@@ -86,8 +87,9 @@ export function networkInputOptions(scheme: NetworkScheme, settings: NetworkOpti
 
 export function checkNetworkTimeoutMs(v: number | undefined): number {
   if (v === undefined) return DEFAULT_NETWORK_TIMEOUT_MS;
-  if (!Number.isFinite(v) || v < 0 || v > MAX_NETWORK_TIMEOUT_MS) {
-    throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `networkTimeoutMs must be a number in 0..${MAX_NETWORK_TIMEOUT_MS}, got ${v}`);
+  const ms = nonNegativeNumber('networkTimeoutMs', v);
+  if (ms > MAX_NETWORK_TIMEOUT_MS) {
+    throw new WinnowError('WINNOW_ERR_INVALID_ARGUMENT', `networkTimeoutMs must be at most ${MAX_NETWORK_TIMEOUT_MS}, got ${v}`, { details: { name: 'networkTimeoutMs' } });
   }
-  return v;
+  return ms;
 }

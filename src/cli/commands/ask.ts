@@ -9,8 +9,6 @@ import { STRATEGY_NAMES, type StrategyName } from '../../prune/types.js';
 import type { Pruner } from '../../prune/index.js';
 import type { WinnowRuntime } from '../../runtime/index.js';
 
-import { packageRoot } from '../../package-root.js';
-export { packageRoot };
 
 export interface AskCommandOptions {
   fps: number;

@@ -106,9 +106,12 @@ export class FfmpegRun {
       child.stdin.on('error', () => {
         // ffmpeg stopped reading (maxFrames, endMs, failure): the exit status tells what happened.
       });
-      readable.once('error', (e: Error) => {
+      const onReadableError = (e: Error): void => {
         if (!this.stopped) this.on.failed(new WinnowError('WINNOW_ERR_IO', `input stream failed: ${e.message}`, { cause: e }));
-      });
+      };
+      // `on`, removed when this run detaches: a caller's stream outlives the run and may fail twice.
+      readable.on('error', onReadableError);
+      this.removeReadableListener = () => readable.off('error', onReadableError);
       readable.pipe(child.stdin);
     }
     child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
@@ -149,7 +152,11 @@ export class FfmpegRun {
     void terminate(child, this.s.killGraceMs);
   }
 
+  private removeReadableListener: (() => void) | undefined;
+
   private detach(): void {
+    this.removeReadableListener?.();
+    this.removeReadableListener = undefined;
     this.stopped = true;
     this.child = undefined;
     clearTimeout(this.stallTimer);

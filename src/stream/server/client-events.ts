@@ -28,6 +28,8 @@ export interface ClientEventsOptions {
 export class ClientEvents {
   private readonly sources: SourcePolicy;
   private readonly webhookPolicy: WebhookPolicy;
+  /** Resolved on the first source.open (it searches PATH), then reused: the binary does not move. */
+  private ffmpegPath: string | undefined;
 
   constructor(
     private readonly host: ClientEventsHost,
@@ -108,7 +110,7 @@ export class ClientEvents {
         if (s.inputActive) throw new WinnowError('WINNOW_ERR_PROTOCOL', 'an input is already active; end or close it first');
         // Confined here, before the session starts an input, so a refusal is an error for this event.
         const confined = await this.sources.confine(ev.path !== undefined ? { path: ev.path } : { url: ev.url! }, undefined, {
-          ffmpegPath: resolveFfmpegPath({ ...(this.options.ffmpegPath ? { ffmpegPath: this.options.ffmpegPath } : {}), ...(this.options.env ? { env: this.options.env } : {}) }).path,
+          ffmpegPath: (this.ffmpegPath ??= resolveFfmpegPath({ ...(this.options.ffmpegPath ? { ffmpegPath: this.options.ffmpegPath } : {}), ...(this.options.env ? { env: this.options.env } : {}) }).path),
         });
         if (s.inputActive) throw new WinnowError('WINNOW_ERR_PROTOCOL', 'an input is already active; end or close it first');
         s.openSource(confined, ev.live !== undefined ? { live: ev.live } : {});

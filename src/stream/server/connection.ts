@@ -93,7 +93,7 @@ export class Connection {
 }
 
 /** Only plain JSON-safe facts leave the server (no stacks, no causes). */
-export function safeDetails(d: Record<string, unknown>): ErrorDetails | undefined {
+function safeDetails(d: Record<string, unknown>): ErrorDetails | undefined {
   const out: ErrorDetails = {};
   for (const [k, v] of Object.entries(d)) {
     if (k === 'stderr') continue;

@@ -5,7 +5,8 @@ import { PassThrough } from 'node:stream';
 import { Subject } from 'rxjs';
 import { toWinnowError } from '../../errors.js';
 import { isConfinedSource, openVideo, type ConfinedSource } from '../../ingest/index.js';
-import { redactUrl } from '../../ingest/source.js';
+import { LIVE_SCHEMES } from '../../ingest/network.js';
+import { networkSchemeOf, redactUrl } from '../../ingest/source.js';
 import type { IngestEvent } from '../../ingest/types.js';
 import type { SourceDescription, VideoFormat } from '../protocol.js';
 import type { Input } from './input.js';
@@ -28,9 +29,6 @@ const FFMPEG_FORMAT: Readonly<Record<Exclude<VideoFormat, 'jpeg'>, string | unde
   mjpeg: 'mjpeg',
 };
 
-/** Live unless told otherwise: streaming URL schemes (the server's `source.open` default). */
-const LIVE_URL = /^(rtsps?|rtmps?|srt|udp|rtp):/i;
-
 /** How a named or confined source is described to clients (URLs redacted), fed to ffmpeg, and paced. */
 export function describeSource(
   source: { url: string } | { path: string } | ConfinedSource,
@@ -40,7 +38,9 @@ export function describeSource(
   const url = confined ? confined.url : 'url' in source ? source.url : undefined;
   const named = source as { url?: string; path?: string };
   const target: string | ConfinedSource = confined ?? named.url ?? named.path ?? '';
-  const live = options.live ?? (url !== undefined && LIVE_URL.test(url));
+  // Live unless told otherwise: ingest's streaming schemes (rtsp, rtmp, srt, udp, …).
+  const scheme = url !== undefined ? networkSchemeOf(url) : undefined;
+  const live = options.live ?? (scheme !== undefined && LIVE_SCHEMES.has(scheme));
   const desc: SourceDescription =
     url !== undefined ? { kind: 'url', url: confined ? confined.label : redactUrl(url), live } : { kind: 'path', path: confined ? confined.label : (source as { path: string }).path, live };
   return { desc, target, live };

@@ -2,6 +2,7 @@
 // into model-sized RGB frames. Waiting images are bounded: a live input drops the oldest
 // undecoded one (keep-latest) rather than let memory grow.
 import { WinnowError } from '../../errors.js';
+import { DEFAULT_PAD_COLOR } from '../../ingest/index.js';
 import { decodeJpeg } from '../jpeg.js';
 import type { Input } from './input.js';
 import type { SessionInputs } from './inputs.js';
@@ -15,8 +16,9 @@ interface PendingJpeg {
   settle: (e?: unknown) => void;
 }
 
-/** ingest's DEFAULT_PAD_COLOR (0x7f7f7f), so pushed JPEGs and decoded video are padded alike. */
-const PAD_BACKGROUND = { r: 127, g: 127, b: 127 };
+/** ingest's DEFAULT_PAD_COLOR, so pushed JPEGs and decoded video are padded alike. */
+const PAD_RGB = Number.parseInt(DEFAULT_PAD_COLOR.replace(/^0x/, ''), 16);
+const PAD_BACKGROUND = { r: (PAD_RGB >> 16) & 255, g: (PAD_RGB >> 8) & 255, b: PAD_RGB & 255 };
 
 export class JpegFeed {
   /** JPEGs waiting to be decoded, oldest first. */
